@@ -1,0 +1,74 @@
+"""The `hmrjax` command line: thin argument parsing that hands off to library functions.
+
+Subcommands (more arrive with the training engine):
+  hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
+  hmrjax body convert SRC DST.npz                  official SMPL/SMPL-H/SMPL-X/MANO file -> clean .npz
+  hmrjax body info MODEL                           print a model's sizes and joint names
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_demo(args):
+    from hmrjax import demo
+
+    summary = demo.run(args.out, model=args.model, seed=args.seed, image_size=args.image_size)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/demo.png and mesh files (.obj, .ply)")
+
+
+def _cmd_body_convert(args):
+    from hmrjax.body import io
+
+    dst = io.convert(args.src, args.dst)
+    print(f"wrote {dst}")
+
+
+def _cmd_body_info(args):
+    import hmrjax
+
+    body = hmrjax.body.load(args.model)
+    info = {"model_type": body.model_type, "num_vertices": int(body.num_vertices),
+            "num_faces": int(len(body.faces)), "num_joints": int(body.num_joints),
+            "num_betas": int(body.num_betas), "joint_names": list(body.joint_names)}
+    print(json.dumps(info, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hmrjax", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="pose a body model and write meshes + a picture")
+    p.add_argument("--out", default="out/demo", help="output folder")
+    p.add_argument("--model", default="anny", help="shipped model name (anny, anny_lite) or a model file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=512)
+    p.set_defaults(func=_cmd_demo)
+
+    body = sub.add_parser("body", help="body-model files").add_subparsers(dest="body_command", required=True)
+    p = body.add_parser("convert", help="convert an official model file into a clean, pickle-free .npz")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=_cmd_body_convert)
+    p = body.add_parser("info", help="print a model's sizes and joint names")
+    p.add_argument("model")
+    p.set_defaults(func=_cmd_body_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"hmrjax {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
