@@ -142,9 +142,10 @@ def _clip_polygon(n, pos, att, planes, pos2, att2):
 
 
 @numba.njit(cache=True, nogil=True)
-def _raster_triangle(sx, sy, sz, at, face, fx_snap, height, width, depth, face_out, bary_out):
-    """Rasterize one screen triangle: sx, sy int64 [3] snapped pixel coords, sz [3] z (m), at [3, 3]
-    attribute rows (original-triangle barycentrics) at the three vertices."""
+def _raster_triangle(sx, sy, fu, fv, sz, at, face, fx_snap, height, width, depth, face_out, bary_out):
+    """Rasterize one screen triangle: sx, sy int64 [3] snapped pixel coords (coverage), fu, fv [3] exact
+    float pixel coords (interpolation), sz [3] z (m), at [3, 3] attribute rows (original-triangle
+    barycentrics) at the three vertices."""
     area = (sx[1] - sx[0]) * (sy[2] - sy[0]) - (sy[1] - sy[0]) * (sx[2] - sx[0])
     if area == 0:
         return
@@ -168,7 +169,14 @@ def _raster_triangle(sx, sy, sz, at, face, fx_snap, height, width, depth, face_o
     iz0 = 1.0 / sz[i0]
     iz1 = 1.0 / sz[i1]
     iz2 = 1.0 / sz[i2]
-    inv_area = 1.0 / area
+    # Interpolation weights come from the unsnapped coordinates (exact depth at pixel centres); if
+    # snapping flipped or collapsed the float triangle, fall back to the snapped one.
+    ua, va, ub, vb, uc, vc = fu[i0], fv[i0], fu[i1], fv[i1], fu[i2], fv[i2]
+    area_f = (ub - ua) * (vc - va) - (vb - va) * (uc - ua)
+    if not area_f > 1e-12:
+        ua, va, ub, vb, uc, vc = ax / s, ay / s, bx / s, by / s, cx / s, cy / s
+        area_f = area / (s * s)
+    inv_area = 1.0 / area_f
     for py in range(ymin, ymax + 1):
         qy = py * s
         for px in range(xmin, xmax + 1):
@@ -182,9 +190,10 @@ def _raster_triangle(sx, sy, sz, at, face, fx_snap, height, width, depth, face_o
             w2 = (bx - ax) * (qy - ay) - (by - ay) * (qx - ax)
             if w2 + b2 < 0:
                 continue
-            l0 = w0 * inv_area * iz0
-            l1 = w1 * inv_area * iz1
-            l2 = w2 * inv_area * iz2
+            fpx, fpy = float(px), float(py)
+            l0 = ((uc - ub) * (fpy - vb) - (vc - vb) * (fpx - ub)) * inv_area * iz0
+            l1 = ((ua - uc) * (fpy - vc) - (va - vc) * (fpx - uc)) * inv_area * iz1
+            l2 = ((ub - ua) * (fpy - va) - (vb - va) * (fpx - ua)) * inv_area * iz2
             inv_z = l0 + l1 + l2
             z = 1.0 / inv_z
             d = depth[py, px]
@@ -219,6 +228,8 @@ def _rasterize_kernel(verts, faces, fx, fy, cx, cy, height, width, z_near, cull,
     sx = np.empty(3, dtype=np.int64)
     sy = np.empty(3, dtype=np.int64)
     sz = np.empty(3)
+    fu = np.empty(3)
+    fv = np.empty(3)
     at = np.empty((3, 3))
     eye = np.eye(3)
     snap = float(_SUBPIXEL)
@@ -259,12 +270,14 @@ def _rasterize_kernel(verts, faces, fx, fy, cx, cy, height, width, z_near, cull,
             for k in range(3):
                 src = 0 if k == 0 else t + k - 1
                 z = pos[src, 2]
-                sx[k] = np.int64(np.round((fx * pos[src, 0] / z + cx) * snap))
-                sy[k] = np.int64(np.round((fy * pos[src, 1] / z + cy) * snap))
+                fu[k] = fx * pos[src, 0] / z + cx
+                fv[k] = fy * pos[src, 1] / z + cy
+                sx[k] = np.int64(np.round(fu[k] * snap))
+                sy[k] = np.int64(np.round(fv[k] * snap))
                 sz[k] = z
                 for c in range(3):
                     at[k, c] = att[src, c]
-            _raster_triangle(sx, sy, sz, at, f, _SUBPIXEL, height, width, depth, face_out, bary_out)
+            _raster_triangle(sx, sy, fu, fv, sz, at, f, _SUBPIXEL, height, width, depth, face_out, bary_out)
 
 
 # --------------------------------------------------------------------------------------------------
