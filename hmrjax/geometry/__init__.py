@@ -2,6 +2,6 @@
 
 `mesh` (coarse meshes, up/down-sampling) is added and imported here by its owner.
 """
-from hmrjax.geometry import rotations
+from hmrjax.geometry import procrustes, rotations
 
-__all__ = ["rotations"]
+__all__ = ["procrustes", "rotations"]
