@@ -20,14 +20,14 @@ def ray_cast(vertices, faces, height, width, fx, fy, cx, cy, z_near=0.0):
         e1, e2 = v[b] - v[a], v[c] - v[a]
         p = np.cross(rays, e2)
         det = p @ e1
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             inv = 1.0 / det
             s = -v[a]                                  # ray origin is the camera centre
             u = (p @ s) * inv
             q = np.cross(s, e1)
             w = (rays * q).sum(-1) * inv
             t = (q @ e2) * inv                         # ray z = 1, so t is the metric depth z
-        hit = (np.abs(det) > 1e-15) & (u >= 0) & (w >= 0) & (u + w <= 1) & (t >= z_near) & (t < depth)
+            hit = (np.abs(det) > 1e-15) & (u >= 0) & (w >= 0) & (u + w <= 1) & (t >= z_near) & (t < depth)
         depth[hit] = t[hit]
         face[hit] = k
         bary[hit] = np.stack([1 - u[hit] - w[hit], u[hit], w[hit]], -1)
