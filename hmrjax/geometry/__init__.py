@@ -2,6 +2,6 @@
 
 `mesh` (coarse meshes, up/down-sampling) is added and imported here by its owner.
 """
-from hmrjax.geometry import procrustes, rotations
+from hmrjax.geometry import camera, procrustes, rotations
 
-__all__ = ["procrustes", "rotations"]
+__all__ = ["camera", "procrustes", "rotations"]
