@@ -22,13 +22,13 @@ from hmrjax.methods.base import Method, Prediction
 
 
 class ToyBackbone(nn.Module):
-    """conv(stride 2) -> BatchNorm -> relu -> conv(stride 2) -> relu -> global average pool."""
+    """conv(stride 2, no bias) -> BatchNorm -> relu -> conv(stride 2) -> relu -> global average pool."""
 
     width: int = 8
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Conv(self.width, (3, 3), strides=(2, 2))(x)
+        x = nn.Conv(self.width, (3, 3), strides=(2, 2), use_bias=False)(x)  # BN supplies the bias
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
         x = nn.relu(x)
         x = nn.relu(nn.Conv(self.width, (3, 3), strides=(2, 2))(x))

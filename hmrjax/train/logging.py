@@ -135,7 +135,7 @@ class MetricLogger:
         self._events = EventFileWriter(workdir / "tensorboard")
 
     def write(self, step: int, metrics: dict) -> None:
-        if not self.enabled:
+        if not self.enabled or not metrics:
             return
         scalars = {k: _to_float(v) for k, v in metrics.items()}
         record = {"step": int(step), **{k: (v if math.isfinite(v) else str(v)) for k, v in scalars.items()}}

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 MESH_AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")
@@ -41,9 +41,12 @@ def make_mesh(mesh_config, devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A ('data', 'fsdp') mesh over `devices` (default: all devices of all processes)."""
     devices = list(jax.devices() if devices is None else devices)
     shape = mesh_shape(mesh_config.data, mesh_config.fsdp, len(devices))
+    # Auto axes: XLA's sharding propagation places intermediates (new JAX defaults to Explicit axes,
+    # which would require every op in every model to state its output sharding).
+    axis_types = (AxisType.Auto,) * len(MESH_AXES)
     if len(devices) == jax.device_count():
-        return jax.make_mesh(shape, MESH_AXES, devices=devices)
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+        return jax.make_mesh(shape, MESH_AXES, axis_types=axis_types, devices=devices)
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=axis_types)
 
 
 def path_str(key_path) -> str:
