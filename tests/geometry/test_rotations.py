@@ -263,7 +263,11 @@ def test_geodesic_distance_matches_scipy():
     np.testing.assert_allclose(d, (r1[np.arange(len(aa)) % 10].inv() * r2).magnitude(), atol=1e-9)
     # float32, and a finite gradient at identical rotations
     Rf = jnp.asarray(r1.as_matrix(), jnp.float32)
-    np.testing.assert_allclose(np.asarray(geodesic(Rf, Rf)), 0.0, atol=1e-3)
+    np.testing.assert_allclose(np.asarray(geodesic(Rf, Rf)), 0.0, atol=1e-6)
+    # small angles stay accurate in float32 (arccos of the trace would be off by ~1.5e-4 rad here)
+    small = Rotation.from_rotvec(np.tile([[6e-4, 0.0, 8e-4]], (10, 1)))  # 1e-3 rad
+    d32 = geodesic(Rf, jnp.asarray((r1 * small).as_matrix(), jnp.float32))
+    np.testing.assert_allclose(np.asarray(d32), 1e-3, atol=1e-6)
     g = jax.jit(jax.grad(lambda a: jnp.sum(rot.geodesic_distance(Rf, a))))(Rf)
     assert np.isfinite(np.asarray(g)).all()
 
