@@ -233,38 +233,52 @@ def _rasterize_kernel(verts, faces, fx, fy, cx, cy, height, width, z_near, cull,
     at = np.empty((3, 3))
     eye = np.eye(3)
     snap = float(_SUBPIXEL)
+    # Per-vertex work done once: outcodes (bit k: outside plane k), exact and snapped projections.
+    nv = verts.shape[0]
+    outcode = np.zeros(nv, dtype=np.int64)
+    pu = np.zeros(nv)
+    pv = np.zeros(nv)
+    psx = np.zeros(nv, dtype=np.int64)
+    psy = np.zeros(nv, dtype=np.int64)
+    for i in range(nv):
+        code = 0
+        for k in range(5):
+            if _plane_dist(planes, k, verts[i, 0], verts[i, 1], verts[i, 2]) < 0.0:
+                code |= 1 << k
+        outcode[i] = code
+        if code == 0:
+            pu[i] = fx * verts[i, 0] / verts[i, 2] + cx
+            pv[i] = fy * verts[i, 1] / verts[i, 2] + cy
+            psx[i] = np.int64(np.round(pu[i] * snap))
+            psy[i] = np.int64(np.round(pv[i] * snap))
     for f in range(faces.shape[0]):
-        for k in range(3):
-            for c in range(3):
-                pos[k, c] = verts[faces[f, k], c]
+        ia, ib, ic = faces[f, 0], faces[f, 1], faces[f, 2]
+        if outcode[ia] & outcode[ib] & outcode[ic]:
+            continue  # entirely outside one plane
         if cull != 0:
-            e1x, e1y, e1z = pos[1, 0] - pos[0, 0], pos[1, 1] - pos[0, 1], pos[1, 2] - pos[0, 2]
-            e2x, e2y, e2z = pos[2, 0] - pos[0, 0], pos[2, 1] - pos[0, 1], pos[2, 2] - pos[0, 2]
+            e1x, e1y, e1z = verts[ib, 0] - verts[ia, 0], verts[ib, 1] - verts[ia, 1], verts[ib, 2] - verts[ia, 2]
+            e2x, e2y, e2z = verts[ic, 0] - verts[ia, 0], verts[ic, 1] - verts[ia, 1], verts[ic, 2] - verts[ia, 2]
             nx = e1y * e2z - e1z * e2y
             ny = e1z * e2x - e1x * e2z
             nz = e1x * e2y - e1y * e2x
-            facing = nx * pos[0, 0] + ny * pos[0, 1] + nz * pos[0, 2]  # < 0: front (faces the camera)
+            facing = nx * verts[ia, 0] + ny * verts[ia, 1] + nz * verts[ia, 2]  # < 0: faces the camera
             if (cull == 1 and facing >= 0.0) or (cull == 2 and facing <= 0.0):
                 continue
-        all_in = True
-        rejected = False
-        for k in range(5):
-            d0 = _plane_dist(planes, k, pos[0, 0], pos[0, 1], pos[0, 2])
-            d1 = _plane_dist(planes, k, pos[1, 0], pos[1, 1], pos[1, 2])
-            d2 = _plane_dist(planes, k, pos[2, 0], pos[2, 1], pos[2, 2])
-            if d0 < 0.0 and d1 < 0.0 and d2 < 0.0:
-                rejected = True
-                break
-            if d0 < 0.0 or d1 < 0.0 or d2 < 0.0:
-                all_in = False
-        if rejected:
+        if (outcode[ia] | outcode[ib] | outcode[ic]) == 0:  # common case: no clipping
+            # most faces of a dense mesh contain no pixel centre: test the bounding box before the call
+            if ((max(psx[ia], psx[ib], psx[ic]) // _SUBPIXEL) * _SUBPIXEL < min(psx[ia], psx[ib], psx[ic])
+                    or (max(psy[ia], psy[ib], psy[ic]) // _SUBPIXEL) * _SUBPIXEL < min(psy[ia], psy[ib], psy[ic])):
+                continue
+            for k in range(3):
+                i = faces[f, k]
+                sx[k], sy[k], fu[k], fv[k], sz[k] = psx[i], psy[i], pu[i], pv[i], verts[i, 2]
+            _raster_triangle(sx, sy, fu, fv, sz, eye, f, _SUBPIXEL, height, width, depth, face_out, bary_out)
             continue
         for k in range(3):
             for c in range(3):
+                pos[k, c] = verts[faces[f, k], c]
                 att[k, c] = eye[k, c]
-        n = 3
-        if not all_in:
-            n = _clip_polygon(3, pos, att, planes, pos2, att2)
+        n = _clip_polygon(3, pos, att, planes, pos2, att2)
         # fan-triangulate the (convex) clipped polygon
         for t in range(1, n - 1):
             for k in range(3):
@@ -324,11 +338,14 @@ def rasterize(vertices, faces, camera: Camera, *, z_near: float = 0.01, cull: st
     if not z_near > 0:
         raise ValueError(f"z_near must be > 0, got {z_near}")
     verts_list, faces_list = _as_mesh_list(vertices, faces)
-    v_off = np.cumsum([0] + [v.shape[0] for v in verts_list])
     f_off = np.cumsum([0] + [f.shape[0] for f in faces_list]).astype(np.int64)
-    verts = np.ascontiguousarray(np.concatenate(verts_list, axis=0), dtype=np.float64)
-    all_faces = np.ascontiguousarray(
-        np.concatenate([f.astype(np.int64) + o for f, o in zip(faces_list, v_off)], axis=0))
+    if len(verts_list) == 1:
+        verts = np.ascontiguousarray(verts_list[0], dtype=np.float64)
+        all_faces = np.ascontiguousarray(faces_list[0], dtype=np.int64)
+    else:
+        v_off = np.cumsum([0] + [v.shape[0] for v in verts_list])
+        verts = np.ascontiguousarray(np.concatenate(verts_list, axis=0), dtype=np.float64)
+        all_faces = np.concatenate([f.astype(np.int64) + o for f, o in zip(faces_list, v_off)], axis=0)
     height, width = camera.image_size
     depth = np.zeros((height, width), dtype=np.float64)
     face_g = np.full((height, width), -1, dtype=np.int32)
