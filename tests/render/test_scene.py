@@ -158,3 +158,25 @@ def test_bad_scene_inputs():
         render(Mesh(v, f), CAM, background=np.zeros((2, 2, 3), np.uint8))
     with pytest.raises(ValueError, match="Light.direction"):
         Light(direction=(0.0, 0.0, 0.0))
+
+
+def test_interpolate_vertex_positions_gives_the_surface_point():
+    from hmrjax.render.raster import rasterize
+    from hmrjax.render.shading import interpolate, pixel_rays
+    v, f = _sphere(rings=12, segments=16)
+    frags = rasterize(v, f, CAM)
+    pts = interpolate(frags, f, v)  # perspective-correct barycentrics reproduce the 3-D hit point
+    rays = ref.pixel_rays(H, W, *CAM.focal, *CAM.principal)
+    np.testing.assert_allclose(pixel_rays(CAM), rays, atol=1e-6)
+    m = frags.mask
+    np.testing.assert_allclose(pts[m], rays[m] * frags.depth[m][:, None], atol=2e-5)
+    assert not pts[~m].any()
+
+
+def test_background_image_and_colour_kept_outside_mask():
+    v, f = _sphere()
+    bg = np.random.default_rng(5).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    out = render(Mesh(v, f), CAM, background=bg)
+    np.testing.assert_array_equal(out.rgb[~out.mask], bg[~out.mask])
+    out = render(Mesh(v, f), CAM, background=(1.0, 0.5, 0.0))
+    assert (out.rgb[~out.mask] == (255, 128, 0)).all()
