@@ -142,7 +142,7 @@ def _clip_polygon(n, pos, att, planes, pos2, att2):
 
 
 @numba.njit(cache=True, nogil=True)
-def _raster_triangle(sx, sy, fu, fv, sz, at, face, fx_snap, height, width, depth, face_out, bary_out):
+def _raster_triangle(sx, sy, fu, fv, sz, at, face, snap, height, width, depth, face_out, bary_out):
     """Rasterize one screen triangle: sx, sy int64 [3] snapped pixel coords (coverage), fu, fv [3] exact
     float pixel coords (interpolation), sz [3] z (m), at [3, 3] attribute rows (original-triangle
     barycentrics) at the three vertices."""
@@ -159,7 +159,7 @@ def _raster_triangle(sx, sy, fu, fv, sz, at, face, fx_snap, height, width, depth
     b0 = 0 if ((cy - by) > 0 or ((cy - by) == 0 and (cx - bx) < 0)) else -1  # edge b->c, weight of a
     b1 = 0 if ((ay - cy) > 0 or ((ay - cy) == 0 and (ax - cx) < 0)) else -1  # edge c->a, weight of b
     b2 = 0 if ((by - ay) > 0 or ((by - ay) == 0 and (bx - ax) < 0)) else -1  # edge a->b, weight of c
-    s = fx_snap
+    s = snap
     xmin = max(0, (min(ax, bx, cx) + s - 1) // s)
     xmax = min(width - 1, max(ax, bx, cx) // s)
     ymin = max(0, (min(ay, by, cy) + s - 1) // s)
@@ -195,6 +195,8 @@ def _raster_triangle(sx, sy, fu, fv, sz, at, face, fx_snap, height, width, depth
             l1 = ((ua - uc) * (fpy - vc) - (va - vc) * (fpx - uc)) * inv_area * iz1
             l2 = ((ub - ua) * (fpy - va) - (vb - va) * (fpx - ua)) * inv_area * iz2
             inv_z = l0 + l1 + l2
+            if not inv_z > 0.0:  # only for degenerate slivers extrapolated past their float outline
+                continue
             z = 1.0 / inv_z
             d = depth[py, px]
             if d != 0.0 and z >= d:

@@ -213,3 +213,25 @@ def test_camera_defaults_and_projection():
     assert cam.principal == (20.0, 15.0) and cam.focal == (100.0, 100.0)
     np.testing.assert_allclose(cam.project(np.array([[0.1, -0.2, 2.0]])), [[25.0, 5.0]])
     np.testing.assert_allclose(cam.intrinsics @ [0.1, -0.2, 2.0] / 2.0, [25.0, 5.0, 1.0])
+
+
+def test_random_triangles_crossing_the_near_plane_match_ray_casting():
+    rng = np.random.default_rng(7)
+    tris = rng.uniform([-3, -3, -1.0], [3, 3, 3.0], size=(10, 3, 3))  # many straddle z_near
+    verts = tris.reshape(-1, 3)
+    faces = np.arange(len(verts)).reshape(-1, 3)
+    z_near = 0.2
+    frags = rasterize(verts, faces, CAM, z_near=z_near)
+    depth_ref, face_ref, bary_ref = ref.ray_cast(verts, faces, H, W, FX, FY, CX, CY, z_near=z_near)
+    # all faces' hits: exclude pixels near any edge or the clip line of a face (bary or depth margin)
+    unsure = np.zeros((H, W), bool)
+    for k in range(len(faces)):
+        d_k, f_k, b_k = ref.ray_cast(verts, faces[k:k + 1], H, W, FX, FY, CX, CY, z_near=0.0)
+        unsure |= (f_k >= 0) & ((b_k.min(-1) < 1e-3) | (np.abs(d_k - z_near) < 1e-3))
+    ok = ~unsure
+    assert (face_ref[ok] >= 0).sum() > 200
+    assert np.array_equal(frags.global_face_id[ok], face_ref[ok])
+    m = ok & frags.mask
+    np.testing.assert_allclose(frags.depth[m], depth_ref[m], rtol=1e-6)
+    np.testing.assert_allclose(frags.bary[m], bary_ref[m], atol=1e-4)
+    assert frags.depth[frags.mask].min() >= z_near * (1 - 1e-5)
