@@ -67,7 +67,7 @@ def interpolate(frags: Fragments, faces: np.ndarray, vertex_values: np.ndarray) 
     """Barycentric interpolation of per-vertex values over covered pixels.
 
     frags: from `rasterize`; faces: [F_total, 3] indices into `vertex_values` (the concatenation of all
-    meshes' faces with vertex offsets applied, as `Scene` builds it); vertex_values: [V_total, C].
+    meshes' faces with vertex offsets applied); vertex_values: [V_total, C].
     Returns [H, W, C] float32, 0 on background.
     """
     vals = np.asarray(vertex_values, dtype=np.float32)
