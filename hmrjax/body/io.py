@@ -15,6 +15,7 @@ Canonical keys (the SMPL file layout; the free Anny asset is written in this lay
 """
 from __future__ import annotations
 
+import _compat_pickle
 import os
 import pathlib
 import pickle
@@ -147,6 +148,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._where = where
 
     def find_class(self, module: str, name: str):
+        # Python-2 names (__builtin__, copy_reg, ...) -> python-3 names, as the default find_class does.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         if module in _NUMPY_MULTIARRAY and name in ("_reconstruct", "scalar"):
             return _numpy_global(name)
         if module in _NUMPY_NUMERIC and name == "_frombuffer":

@@ -392,25 +392,31 @@ class BodyModel:
         return jnp.broadcast_to(x, (batch, n))
 
     def _forward_kinematics(self, rot, joints_rest):
-        """Global rotations [B, J, 3, 3] and joint positions [B, J, 3]; one batched matmul per tree level."""
+        """Global rotations [B, J, 3, 3] and joint positions [B, J, 3], one batched product per tree level.
+
+        Joints are permuted once into level order so each level is a contiguous slice; 3x3 products are
+        written as broadcast multiply-sums (exact in the working dtype, and cheap to compile).
+        """
         parents = self._static.parents
-        prev_r = prev_t = None
-        order, rs, ts = [], [], []
+        order = [j for joints, _ in self._static.levels for j in joints]
+        where = {j: i for i, j in enumerate(order)}
+        perm = np.asarray(order)
+        rot_l, joints_l = rot[:, perm], joints_rest[:, perm]
+        parent_l = np.asarray([where[parents[j]] if parents[j] >= 0 else i for i, j in enumerate(order)])
+        offsets = joints_l - joints_l[:, parent_l]  # J_k - J_parent(k) (roots: 0, unused)
+        rs, ts, start = [], [], 0
         for joints, parent_slots in self._static.levels:
-            idx = np.asarray(joints)
-            r_loc = rot[:, idx]
+            stop = start + len(joints)
+            r_loc = rot_l[:, start:stop]
             if parent_slots is None:
-                r_glob, t_glob = r_loc, joints_rest[:, idx]
+                r_glob, t_glob = r_loc, joints_l[:, start:stop]
             else:
                 ps = np.asarray(parent_slots)
-                par = np.asarray([parents[j] for j in joints])
-                p_r, p_t = prev_r[:, ps], prev_t[:, ps]
-                offset = joints_rest[:, idx] - joints_rest[:, par]
-                r_glob = jnp.matmul(p_r, r_loc, precision=_HI)
-                t_glob = jnp.einsum("bkij,bkj->bki", p_r, offset, precision=_HI) + p_t
-            order.extend(joints)
+                p_r, p_t = rs[-1][:, ps], ts[-1][:, ps]
+                r_glob = jnp.sum(p_r[..., :, :, None] * r_loc[..., None, :, :], axis=-2)
+                t_glob = jnp.sum(p_r * offsets[:, start:stop, None, :], axis=-1) + p_t
             rs.append(r_glob)
             ts.append(t_glob)
-            prev_r, prev_t = r_glob, t_glob
-        inv = np.argsort(np.asarray(order))
+            start = stop
+        inv = np.argsort(perm)
         return jnp.concatenate(rs, axis=1)[:, inv], jnp.concatenate(ts, axis=1)[:, inv]
