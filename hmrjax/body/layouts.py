@@ -143,8 +143,6 @@ def flip_permutation(layout) -> np.ndarray:
     perm = []
     for n in names:
         mirrored = _mirror_name(n)
-        if n.endswith("_smplhf"):
-            mirrored = _mirror_name(n)
         if mirrored not in where:
             raise ValueError(f"layout {lay.name}: joint {n!r} has no mirrored counterpart {mirrored!r}")
         perm.append(where[mirrored])
