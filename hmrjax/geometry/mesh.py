@@ -65,26 +65,32 @@ def _check_vertices(vertices, name="vertices"):
     return v
 
 
+def _safe_norm(x, tiny=1e-30):
+    """Euclidean norm over the last axis (keepdims) with a finite gradient at 0 (jnp)."""
+    return jnp.sqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), tiny))
+
+
 def face_normals(vertices, faces, normalize=True):
     """Face normals of `vertices [..., V, 3]` for `faces [F, 3]` -> `[..., F, 3]` (jnp).
 
     The winding a->b->c gives the direction (right-hand rule). Unnormalized, the length is twice the area.
+    Gradients stay finite on zero-area faces.
     """
     f = _check_faces(faces)
     v = jnp.asarray(vertices)
     a, b, c = v[..., f[:, 0], :], v[..., f[:, 1], :], v[..., f[:, 2], :]
     n = jnp.cross(b - a, c - a)
     if normalize:
-        n = n / jnp.maximum(jnp.linalg.norm(n, axis=-1, keepdims=True), 1e-20)
+        n = n / _safe_norm(n)
     return n
 
 
 def face_areas(vertices, faces):
     """Triangle areas `[..., F]` (units²) of `vertices [..., V, 3]` and `faces [F, 3]` (jnp)."""
-    return 0.5 * jnp.linalg.norm(face_normals(vertices, faces, normalize=False), axis=-1)
+    return 0.5 * _safe_norm(face_normals(vertices, faces, normalize=False))[..., 0]
 
 
-def vertex_normals(vertices, faces, eps=1e-12):
+def vertex_normals(vertices, faces):
     """Area-weighted unit vertex normals `[..., V, 3]` of `vertices [..., V, 3]`, `faces [F, 3]` (jnp).
 
     Each vertex normal is the normalized sum of the (area-scaled) normals of its incident faces;
@@ -96,8 +102,7 @@ def vertex_normals(vertices, faces, eps=1e-12):
     acc = jnp.zeros(v.shape, fn.dtype)
     for k in range(3):
         acc = acc.at[..., f[:, k], :].add(fn)
-    norm = jnp.linalg.norm(acc, axis=-1, keepdims=True)
-    return acc / jnp.maximum(norm, eps)
+    return acc / _safe_norm(acc)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -423,3 +423,44 @@ def test_build_coarse_levels_for_body_model(sphere4):
     got = mesh.build_coarse_levels_for(body, targets=(600,))
     ref = mesh.coarsen(np.asarray(body.v_template, np.float64), f, targets=(600,))
     assert np.array_equal(got[0].kept, ref[0].kept) and np.array_equal(got[0].faces, ref[0].faces)
+
+
+def test_area_and_normal_gradients_match_finite_differences():
+    v, f = icosphere(1)
+    v = v * (1 + 0.1 * np.random.default_rng(5).random((len(v), 1)))
+    g = np.random.default_rng(6).standard_normal((len(v), 3))
+
+    def loss(x):
+        return jnp.sum(mesh.face_areas(x, f) ** 2) + jnp.sum(mesh.vertex_normals(x, f) * g)
+
+    with jax.enable_x64(True):
+        x = jnp.asarray(v, jnp.float64)
+        grad = np.asarray(jax.jit(jax.grad(loss))(x))
+        loss_j = jax.jit(loss)
+        h = 1e-6
+        for i, c in [(0, 0), (3, 1), (17, 2), (30, 0)]:
+            e = np.zeros_like(v)
+            e[i, c] = h
+            fd = (float(loss_j(x + e)) - float(loss_j(x - e))) / (2 * h)
+            np.testing.assert_allclose(grad[i, c], fd, rtol=1e-5, atol=1e-8)
+    # zero-area faces keep gradients finite
+    flat = jnp.zeros((3, 3), jnp.float32)
+    assert np.all(np.isfinite(np.asarray(jax.jit(jax.grad(lambda x: jnp.sum(mesh.vertex_normals(x, [[0, 1, 2]]))))(flat))))
+
+
+def test_decimate_open_mesh_keeps_its_boundary():
+    v, f = icosphere(3)
+    f = f[np.all(v[f][:, :, 2] > -0.3, axis=1)]                      # cut off a cap: one boundary loop
+    used = np.unique(f)
+    remap = -np.ones(len(v), np.int64)
+    remap[used] = np.arange(len(used))
+    v, f = v[used], remap[f]
+    kept, cf = mesh.decimate(v, f, len(v) // 4)
+    assert not mesh.is_degenerate(cf, v[kept]).any()
+    e = np.sort(np.concatenate([cf[:, [0, 1]], cf[:, [1, 2]], cf[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(e, axis=0, return_counts=True)
+    assert counts.max() == 2 and (counts == 1).sum() >= 3           # still an open manifold with a boundary
+    # the boundary stays in place: coarse boundary vertices are on the original rim (z ~ -0.3)
+    uniq, cnt = np.unique(e, axis=0, return_counts=True)
+    rim = np.unique(uniq[cnt == 1])
+    assert np.all(v[kept][rim][:, 2] < -0.15)
