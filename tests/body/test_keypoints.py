@@ -144,3 +144,11 @@ def test_anny_coco17_lands_on_the_right_parts():
     for i, name in enumerate(layouts.COCO17.joint_names):
         if name.startswith("left_"):
             assert kp[i, 0] > 0 and kp[layouts.COCO17.index(name.replace("left_", "right_")), 0] < 0, name
+
+
+def test_model_file_path_is_accepted(tmp_path, smpl_arrays):
+    """A model file path works like the loaded model (read without pickle by hmrjax.body.io)."""
+    path = tmp_path / "model.npz"
+    np.savez(path, **smpl_arrays)
+    np.testing.assert_array_equal(keypoints.keypoint_regressor(str(path)), keypoints.keypoint_regressor(smpl_arrays))
+    np.testing.assert_array_equal(parts.part_labels(path, "smplx22"), parts.part_labels(smpl_arrays, "smplx22"))
