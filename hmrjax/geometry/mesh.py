@@ -36,6 +36,7 @@ import jax.numpy as jnp
 __all__ = [
     "CoarseLevel", "vertex_normals", "face_normals", "face_areas", "edges", "vertex_adjacency",
     "is_degenerate", "closest_points_on_mesh", "decimate", "coarsen", "build_coarse_levels_for",
+    "write_coarse_levels_for",
     "downsample", "upsample", "downsample_to", "upsample_from", "coarse_levels_report", "save_coarse_levels",
     "load_coarse_levels",
 ]
@@ -571,18 +572,34 @@ def build_coarse_levels_for(body, targets: Sequence[int] | None = None, factors:
                             **decimate_kwargs) -> list[CoarseLevel]:
     """Coarse levels of a body model's template mesh (what `hmrjax body coarsen MODEL OUT.npz` runs).
 
-    `body`: a loaded `hmrjax.body` model (uses its template vertices and `faces`) or a mapping with
-    `v_template` and `f`/`faces`. `targets` (absolute vertex counts) wins over `factors` when given.
+    `body`: a model name / file, a loaded `hmrjax.body.BodyModel` (its template vertices and `faces`) or a
+    mapping with `v_template` and `f`/`faces`. `targets` (absolute vertex counts) wins over `factors`.
     """
-    from hmrjax.body.parts import _field  # body-model field lookup shared with parts/keypoints
+    from hmrjax.body.parts import _resolve, body_field  # body-model field lookup shared with parts/keypoints
 
-    v = np.asarray(_field(body, ("v_template", "template_vertices", "vertices_template")), np.float64)
-    f = np.asarray(_field(body, ("faces", "f")))
+    body = _resolve(body)
+    v = np.asarray(body_field(body, ("v_template",)), np.float64)
+    f = np.asarray(body_field(body, ("faces", "f")))
     if v.ndim == 3 and v.shape[0] == 1:
         v = v[0]
     if targets is not None:
         return coarsen(v, f, targets=targets, **decimate_kwargs)
     return coarsen(v, f, factors=factors, **decimate_kwargs)
+
+
+def write_coarse_levels_for(body, out, targets: Sequence[int] | None = None,
+                            factors: Sequence[float] | None = (4, 4), **decimate_kwargs) -> list[dict]:
+    """`hmrjax body coarsen MODEL OUT.npz`: build a body model's coarse levels, save them, report them.
+
+    `body`: a model name ('anny'), a model file, a loaded `BodyModel` or a file-layout mapping. Returns
+    `coarse_levels_report` rows (sizes and up(down(v)) errors in mm) for printing.
+    """
+    from hmrjax.body.parts import body_field
+
+    levels = build_coarse_levels_for(body, targets=targets, factors=factors, **decimate_kwargs)
+    save_coarse_levels(out, levels)
+    v = np.asarray(body_field(body, ("v_template",)), np.float64)
+    return coarse_levels_report(levels, v.reshape(-1, 3))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -464,3 +464,13 @@ def test_decimate_open_mesh_keeps_its_boundary():
     uniq, cnt = np.unique(e, axis=0, return_counts=True)
     rim = np.unique(uniq[cnt == 1])
     assert np.all(v[kept][rim][:, 2] < -0.15)
+
+
+def test_write_coarse_levels_for_model_file(tmp_path, sphere4):
+    """The CLI entry: a model file in, a levels .npz and a per-level report out."""
+    v, f = sphere4
+    model = tmp_path / "sphere_model.npz"
+    np.savez(model, v_template=v, f=f)
+    rep = mesh.write_coarse_levels_for(str(model), tmp_path / "levels.npz", factors=(4,))
+    back = mesh.load_coarse_levels(tmp_path / "levels.npz")
+    assert rep[0]["num_vertices"] == len(back[0].kept) == 641 and rep[0]["error_mean_mm"] > 0
