@@ -197,11 +197,11 @@ def closest_points_on_mesh(points, vertices, faces, k=8, chunk=4096):
 
     Returns `(face_index [P] int64, barycentric [P, 3] float64, distance [P] float64)`; the closest point
     is `barycentric @ vertices[faces[face_index]]`.
-    Exact, by bounding spheres: faces are grouped by their centroid-to-corner radius r (powers of two),
-    so a face of group g is at least `|p - centroid| - r_g` away. In each group the `k` faces with the
-    nearest centroids are checked; a point is settled for that group once the k-th centroid distance
-    minus r_g exceeds its best distance so far, otherwise it is searched again with 4x more candidates
-    (up to the whole group). Ties (equal distance) go to the lowest face index: deterministic.
+    Exact, by bounding spheres: the `k` faces with the nearest centroids give every point an upper bound;
+    faces are then grouped by their centroid-to-corner radius r (powers of two), so a face of group g is
+    at least `|p - centroid| - r_g` away. A point is settled for a group once (k-th) nearest centroid
+    distance minus r_g exceeds its best distance so far; otherwise it is searched again with 4x more
+    candidates (up to the whole group). Ties (equal distance) go to the lowest face index: deterministic.
     """
     p = _check_vertices(points, "points")
     v = _check_vertices(vertices)
@@ -229,9 +229,8 @@ def closest_points_on_mesh(points, vertices, faces, k=8, chunk=4096):
         upd = ids[better]
         best_f[upd], best_w[upd], best_d[upd] = fi[better], wi[better], di[better]
 
-    def search(members, r_g, todo, kk):
+    def search(tree, members, r_g, todo, kk):
         """Settle `todo` points against faces `members` (radius <= r_g), escalating k until sure."""
-        tree = cKDTree(cent[members])
         while len(todo):
             batch = max(1, (chunk * k) // kk)                      # bounded work per numpy call
             unsettled = []
@@ -259,9 +258,10 @@ def closest_points_on_mesh(points, vertices, faces, k=8, chunk=4096):
     for g in np.unique(group):
         members = np.nonzero(group == g)[0]
         r_g = rad[members].max()
-        d1, _ = cKDTree(cent[members]).query(p, k=1)
+        tree = cKDTree(cent[members])
+        d1, _ = tree.query(p, k=1)
         todo = np.nonzero(np.asarray(d1) - r_g <= best_d)[0]
-        search(members, r_g, todo, int(min(k, len(members))))
+        search(tree, members, r_g, todo, int(min(k, len(members))))
     return best_f, best_w, best_d
 
 
