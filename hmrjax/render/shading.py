@@ -220,13 +220,13 @@ def shade_pixels(face_g, bary, depth, camera: Camera, verts, faces, *, light: Li
     rays_v = (np.arange(height, dtype=np.float64) - cy) / fy
     to_light = -np.asarray(light.direction, dtype=np.float64)
     to_light /= np.linalg.norm(to_light)
-    _shade_kernel(face_g, bary, depth, verts, faces, vnormals, np.asarray(flat, dtype=np.bool_),
-                  np.asarray(vertex_color, dtype=np.float32), np.asarray(face_color, dtype=np.float32),
-                  np.asarray(color_by_face, dtype=np.bool_), np.asarray(vertex_label, dtype=np.int32),
-                  np.asarray(face_label, dtype=np.int32), np.asarray(label_by_face, dtype=np.bool_),
-                  rays_u, rays_v, to_light, np.asarray(light.color, dtype=np.float64), float(light.ambient),
-                  float(light.intensity), float(light.specular), float(light.shininess), normals_out,
-                  part_out, rgb_out)
+    c = np.ascontiguousarray  # one compiled signature: C-contiguous arrays of fixed dtypes
+    _shade_kernel(c(face_g, np.int32), c(bary, np.float32), c(depth, np.float32), verts, faces, vnormals,
+                  c(flat, np.bool_), c(vertex_color, np.float32), c(face_color, np.float32),
+                  c(color_by_face, np.bool_), c(vertex_label, np.int32), c(face_label, np.int32),
+                  c(label_by_face, np.bool_), rays_u, rays_v, to_light, c(light.color, np.float64),
+                  float(light.ambient), float(light.intensity), float(light.specular), float(light.shininess),
+                  normals_out, part_out, rgb_out)
 
 
 __all__ = ["Light", "shade_pixels", "face_normals", "vertex_normals", "interpolate", "pixel_rays", "shade"]
