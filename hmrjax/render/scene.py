@@ -163,15 +163,16 @@ def render(meshes: Mesh | Sequence[Mesh], camera: Camera, *, light: Light = Ligh
 def render_mesh_image(vertices: np.ndarray, faces: np.ndarray, image_size: tuple[int, int] = (512, 512),
                       focal: float | None = None, cam_t: np.ndarray | None = None,
                       color=(0.65, 0.74, 0.86), yaw_deg: float = 0.0, background=(1.0, 1.0, 1.0),
-                      light: Light = Light(specular=0.2)) -> np.ndarray:
+                      light: Light = Light(specular=0.2), supersample: int = 2) -> np.ndarray:
     """Picture of a body-frame mesh (x right, y up, z towards the viewer, metres) as uint8 [H, W, 3].
 
     The mesh is turned by `yaw_deg` about its vertical axis (around its bounding-box centre), rotated
     into the OpenCV camera frame (v_cam = BODY_TO_CAMERA @ v + cam_t) and seen by a pinhole camera with
     focal length `focal` px (default max(H, W) * 1.5) and principal point at the image centre.
     cam_t: (3,) camera-frame translation (m); by default it centres the mesh's bounding box and sets the
-    distance so the mesh fills about 80% of the shorter image side. color: RGB in [0, 1], or [V, 3]
-    per-vertex colours.
+    distance so the mesh fills about 80% of the image along its limiting side. color: RGB in [0, 1], or
+    [V, 3] per-vertex colours. supersample: k renders k x k samples per pixel and averages them
+    (anti-aliased edges); 1 gives the plain rasterization.
     """
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
@@ -196,8 +197,17 @@ def render_mesh_image(vertices: np.ndarray, faces: np.ndarray, image_size: tuple
     col = np.asarray(color, dtype=np.float32)
     mesh = Mesh(v_cam, np.asarray(faces), color=tuple(col) if col.shape == (3,) else (0.7, 0.7, 0.7),
                 vertex_colors=col if col.ndim == 2 else None)
-    cam = Camera(focal=(f, f), image_size=(height, width))
-    return render(mesh, cam, light=light, background=background).rgb
+    if supersample < 1:
+        raise ValueError(f"supersample must be >= 1, got {supersample}")
+    k = int(supersample)
+    # k x k samples per output pixel: pixel centre u of the output is u * k + (k - 1) / 2 in the big image
+    cam = Camera(focal=(f * k, f * k), image_size=(height * k, width * k),
+                 principal=(width / 2 * k + (k - 1) / 2, height / 2 * k + (k - 1) / 2))
+    big = render(mesh, cam, light=light, background=background).rgb
+    if k == 1:
+        return big
+    small = big.reshape(height, k, width, k, 3).astype(np.float32).mean(axis=(1, 3))
+    return np.round(small).astype(np.uint8)
 
 
 __all__ = ["BODY_TO_CAMERA", "Mesh", "RenderOutput", "render", "render_mesh_image", "shade_fragments"]

@@ -127,7 +127,7 @@ def test_occluder_scene_labels_and_mesh_ids():
 
 def test_render_mesh_image_frames_an_upright_body():
     v, f, _ = primitives.capsule_man(8, 10)
-    img = render_mesh_image(v, f, image_size=(64, 48))
+    img = render_mesh_image(v, f, image_size=(64, 48), supersample=1)
     assert img.shape == (64, 48, 3) and img.dtype == np.uint8
     fg = np.any(img != 255, axis=-1)
     rows, cols = np.nonzero(fg)
@@ -142,6 +142,13 @@ def test_render_mesh_image_frames_an_upright_body():
     assert top_rows.sum(axis=1).max() < 0.3 * (cols.max() - cols.min())
     widest = np.argmax(fg.sum(axis=1))
     assert rows.min() < widest < rows.min() + 0.35 * (rows.max() - rows.min())
+    # anti-aliased: same silhouette area (white-background coverage), with partial-coverage edge pixels
+    aa = render_mesh_image(v, f, image_size=(64, 48), supersample=3, color=(0.0, 0.0, 0.0),
+                           light=Light(ambient=0.0, intensity=0.0))
+    alpha = 1.0 - aa[..., 0] / 255.0
+    assert abs(alpha.sum() - fg.sum()) < 0.05 * fg.sum()
+    assert ((alpha > 0.1) & (alpha < 0.9)).sum() > 20
+    np.testing.assert_array_equal(aa[..., 0], aa[..., 2])
     # explicit camera: BODY_TO_CAMERA then translation
     img2 = render_mesh_image(v, f, image_size=(64, 48), focal=60.0, cam_t=(0.0, 0.9, 6.0))
     assert np.any(img2 != 255)
