@@ -87,13 +87,13 @@ def from_arrays(arrays: dict, where: str = "<arrays>", num_betas: int = 10, num_
     basis = np.concatenate([shape_dirs[:, :, :num_betas], expr_dirs[:, :, :n_expr]], axis=-1)  # [V, 3, K]
     nv = a["v_template"].shape[0]
     k = basis.shape[-1]
-    shape_basis = basis.reshape(nv * 3, k).T  # [K, V*3]
+    shape_basis = basis.transpose(2, 1, 0).reshape(k, 3 * nv)  # [K, 3 V], vertex index innermost
     j_reg = a["J_regressor"]
     joint_template = j_reg @ a["v_template"]
     joint_shape_basis = np.einsum("jv,vck->kjc", j_reg, basis).reshape(k, nj * 3)
     pose_basis = None
     if "posedirs" in a:
-        pose_basis = a["posedirs"].reshape(nv * 3, -1).T  # [9 (J-1), V*3] (smplx layout)
+        pose_basis = a["posedirs"].transpose(2, 1, 0).reshape(-1, 3 * nv)  # [9 (J-1), 3 V]
 
     # Hands: PCA components and the mean pose (added to hand inputs unless flat_hand_mean).
     pose_mean = np.zeros((nj, 3))

@@ -135,8 +135,8 @@ class BodyModel:
       joint_names:  tuple of J names.
       num_betas, num_expression, num_joints, num_vertices, model_type ('smpl' | 'smplh' | 'smplx' | 'mano'
       | the file's own type, e.g. 'anny'), use_pca, num_pca_comps, flat_hand_mean.
-      v_template [V, 3], weights [V, J], J_regressor [J, V], shape_basis [K, V*3] (betas then expression),
-      pose_basis [9 (J-1), V*3] or None, hand_components dict side -> [C, 45], extra_regressors dict.
+      v_template [V, 3], weights [V, J], J_regressor [J, V], shape_basis [K, 3 V] (betas then expression;
+      coordinate-major: column c * V + v), pose_basis [9 (J-1), 3 V] or None (same column order), hand_components dict side -> [C, 45], extra_regressors dict.
     """
 
     def __init__(self, arrays: dict, static: _Static):
@@ -341,25 +341,31 @@ class BodyModel:
         coeffs = jnp.concatenate(coeffs, axis=-1)
         nv, nj = s.num_vertices, self.num_joints
 
-        v_shaped = self._arrays["v_template"] + jnp.matmul(coeffs, self._arrays["shape_basis"], precision=_HI).reshape(batch, nv, 3)
+        # Per-vertex work keeps the vertex axis innermost ([B, 3, V], [B, 12, V]): plain 2-D matmuls, contiguous
+        # elementwise blending, and a single transpose of the final [B, 3, V] vertices (measured 10-30x faster
+        # on CPU than blending as [B, V, 12] or [V, 12, B]).
+        v_posed = self._arrays["v_template"].T.reshape(1, 3 * nv) + jnp.matmul(
+            coeffs, self._arrays["shape_basis"], precision=_HI)  # [B, 3 V]
         joints_rest = self._arrays["joint_template"] + jnp.matmul(
             coeffs, self._arrays["joint_shape_basis"], precision=_HI).reshape(batch, nj, 3)
-        v_posed = v_shaped
         if self._arrays["pose_basis"] is not None:
-            feature = (rot[:, 1:] - jnp.eye(3, dtype=dt)).reshape(batch, -1)
-            v_posed = v_shaped + jnp.matmul(feature, self._arrays["pose_basis"], precision=_HI).reshape(batch, nv, 3)
+            feature = (rot[:, 1:] - jnp.eye(3, dtype=dt)).reshape(batch, -1)  # [B, 9 (J-1)]
+            v_posed = v_posed + jnp.matmul(feature, self._arrays["pose_basis"], precision=_HI)
+        v_posed = v_posed.reshape(batch, 3, nv)
 
         glob_rot, glob_t = self._forward_kinematics(rot, joints_rest)
         if transl is not None:
             transl = jnp.broadcast_to(jnp.asarray(transl, dt).reshape(-1, 3), (batch, 3))
-        # Rest -> posed transforms A_k = [R_k | t_k - R_k J_k] (+ transl), blended as [B, V, 12].
-        t_rel = glob_t - jnp.einsum("bkij,bkj->bki", glob_rot, joints_rest, precision=_HI)
+        # Rest -> posed transforms A_k = [R_k | t_k - R_k J_k] (+ transl), blended as [B, 12, V].
+        t_rel = glob_t - jnp.sum(glob_rot * joints_rest[:, :, None, :], axis=-1)
         if transl is not None:
             t_rel = t_rel + transl[:, None]
         a34 = jnp.concatenate([glob_rot, t_rel[..., None]], axis=-1)  # [B, J, 3, 4]
-        blended = jnp.matmul(self._arrays["weights"], a34.reshape(batch, nj, 12), precision=_HI).reshape(batch, nv, 3, 4)
-        vertices = (blended[..., 0] * v_posed[..., 0:1] + blended[..., 1] * v_posed[..., 1:2]
-                    + blended[..., 2] * v_posed[..., 2:3] + blended[..., 3])
+        a_t = a34.reshape(batch, nj, 12).transpose(0, 2, 1).reshape(batch * 12, nj)
+        blended = jnp.matmul(a_t, self._arrays["weights"].T, precision=_HI).reshape(batch, 3, 4, nv)
+        verts_t = (blended[:, :, 0] * v_posed[:, 0:1] + blended[:, :, 1] * v_posed[:, 1:2]
+                   + blended[:, :, 2] * v_posed[:, 2:3] + blended[:, :, 3])  # [B, 3, V]
+        vertices = verts_t.transpose(0, 2, 1)
         joints = glob_t if transl is None else glob_t + transl[:, None]
 
         extra = {}
