@@ -263,6 +263,7 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
     logger = log_lib.MetricLogger(workdir, enabled=primary)
     progress = log_lib.Progress(config.total_steps, step, enabled=primary)
     pending = None  # (step, device metrics) of the last step, checked one step behind
+    saved_step = start
     timer_step, timer_t = step, time.perf_counter()
 
     def settle():
@@ -280,7 +281,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
             while step < config.total_steps:
                 if preemption.should_stop(step):
                     settle()
-                    checkpointer.save(step, state, data_iter, force=True)
+                    if saved_step != step:
+                        checkpointer.save(step, state, data_iter, force=True)
                     print(f"preemption signal: saved step {step} in {checkpointer.directory}", file=sys.stderr)
                     break
                 local = next(data_iter)
@@ -304,7 +306,8 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
                     logger.write(step, {f"eval/{k}": v for k, v in evaluate_fn(state).items()})
                 if step % config.checkpoint.every_steps == 0 or step == config.total_steps:
                     settle()
-                    checkpointer.save(step, state, data_iter, force=step == config.total_steps)
+                    if checkpointer.save(step, state, data_iter, force=step == config.total_steps):
+                        saved_step = step
             settle()
     finally:
         progress.close()

@@ -1,9 +1,10 @@
 """Subprocess entry point for the engine's multi-device tests (the device count is fixed at jax import).
 
-  python _worker.py compare OUT.json            8 fake CPU devices: one step on 8 devices vs 1 device
-  python _worker.py train WORKDIR STEPS [COORD NPROC PID]
+  python _engine_worker.py compare OUT.json     8 fake CPU devices: one step on 8 devices vs 1 device
+  python _engine_worker.py train WORKDIR STEPS [COORD NPROC PID]
                                                 train the toy config; with COORD, join a gloo job
-  python _worker.py killable WORKDIR STEPS KILL_AT MARKER
+  python _engine_worker.py reference OUT.json WORKDIR STEPS   compare, then train (one jax start)
+  python _engine_worker.py killable WORKDIR STEPS KILL_AT MARKER
                                                 train; the first run (no MARKER file yet) SIGKILLs
                                                 itself right after step KILL_AT
 """
@@ -112,6 +113,11 @@ def killable(workdir, steps, kill_at, marker):
     trainer.train_and_evaluate(config, workdir, evaluate_fn=evaluate)
 
 
+def reference(out_path, workdir, steps):
+    compare(out_path)
+    train(workdir, steps)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    {"compare": compare, "train": train, "killable": killable}[mode](*args)
+    {"compare": compare, "train": train, "killable": killable, "reference": reference}[mode](*args)
