@@ -135,12 +135,14 @@ def test_anny_coco17_lands_on_the_right_parts(asset):
     for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"):   # strictly on the head
         i = coco.index(name)
         assert names24[lab[np.argmin(d[i])]] == "head", (name, names24[lab[np.argmin(d[i])]])
-    # joints sit inside the limb: within 3 cm of a vertex of the right part
+    # joints sit inside the limb: a vertex of the right part is (almost) as near as the nearest vertex
+    # (measured on Anny: wrists 1.9 / 1.9 cm, ankles 3.1 / 3.5 cm for nearest / nearest-of-part)
     allowed = {"left_wrist": ("left_wrist", "left_hand"), "right_wrist": ("right_wrist", "right_hand"),
                "left_ankle": ("left_ankle", "left_foot"), "right_ankle": ("right_ankle", "right_foot")}
     for name, ok in allowed.items():
-        mask = np.isin(lab, [names24.index(n) for n in ok])
-        assert d[coco.index(name), mask].min() < 0.03, (name, d[coco.index(name), mask].min())
+        i = coco.index(name)
+        d_part = d[i, np.isin(lab, [names24.index(n) for n in ok])].min()
+        assert d_part < d[i].min() + 0.01 and d_part < 0.05, (name, d_part, d[i].min())
     # SMPL convention: the body's left is +x; left keypoints have x > 0
     for i, name in enumerate(layouts.COCO17.joint_names):
         if name.startswith("left_"):
