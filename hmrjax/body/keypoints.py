@@ -95,14 +95,17 @@ def keypoint_regressor(body, layout: str = "coco17", path=None, dtype=np.float32
     if shipped is not None:
         return _check_regressor(shipped, nv, k, "coco17_regressor").astype(dtype)
 
-    mt = body_field(body, ("model_type",), required=False)
-    mt = None if mt is None else str(mt.item() if hasattr(mt, "item") else mt)
-    if mt not in FACE_VERTEX_IDS:  # untyped SMPL-layout dicts: recognise the official vertex counts
-        mt = {6890: "smpl", 10475: "smplx"}.get(nv) if mt in (None, "", "None") else None
+    stored = body_field(body, ("model_type",), required=False)
+    stored = None if stored is None else str(stored.item() if hasattr(stored, "item") else stored)
+    mt = stored if stored in FACE_VERTEX_IDS else None
+    if stored in (None, "", "None"):  # untyped SMPL-layout arrays: recognise the official vertex counts
+        mt = {6890: "smpl", 10475: "smplx"}.get(nv)
     if mt is None or FACE_VERTEX_IDS[mt][0] != nv:
-        raise ValueError(f"no COCO-17 regressor for this body model (model_type {mt!r}, {nv} vertices): it ships "
-                         "no 'coco17_regressor' and is not an SMPL (6890) / SMPL-X (10475) topology; "
-                         "pass path= to a [17, V] regressor file")
+        raise ValueError(
+            f"no COCO-17 regressor for this body model (model_type {stored!r}, {nv} vertices): it carries no "
+            "'coco17_regressor' and is not an SMPL (6890) / SMPL-X (10475) topology. For a shipped model pass "
+            "its name or file (keypoint_regressor('anny')), load it with extra_regressors={'coco17': ...}, "
+            "or pass path= to a [17, V] regressor file")
     _, face = FACE_VERTEX_IDS[mt]
     jreg = body_field(body, ("J_regressor",)).astype(np.float64)
     jnames = _joint_names(body, jreg.shape[0])
