@@ -478,6 +478,14 @@ def test_anny_coarse_levels_reconstruct_template(asset):
     U = levels[0].up @ levels[1].up
     e2 = np.linalg.norm(U @ (D @ v) - v, axis=1)
     assert [len(lv.kept) for lv in levels] == [int(np.ceil(len(v) / 4)), int(np.ceil(np.ceil(len(v) / 4) / 4))]
+    # topology is preserved: Euler characteristic and connected components
+    from scipy.sparse.csgraph import connected_components
+
+    for verts, faces in [(v, f)] + [(lv.vertices, lv.faces) for lv in levels]:
+        euler = len(verts) - len(mesh.edges(faces)) + len(faces)
+        ncomp = connected_components(mesh.vertex_adjacency(faces, len(verts)))[0]
+        assert (euler, ncomp) == (len(v) - len(mesh.edges(f)) + len(f), connected_components(
+            mesh.vertex_adjacency(f, len(v)))[0])
     (m1, x1), (m2, x2) = ANNY_BOUNDS[asset]
     assert e1.mean() < m1 and e1.max() < x1, (e1.mean(), e1.max())
     assert e2.mean() < m2 and e2.max() < x2, (e2.mean(), e2.max())
