@@ -19,7 +19,6 @@ are left intact and the bad step is never saved.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import signal
@@ -287,7 +286,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
                     break
                 local = next(data_iter)
                 _check_local_batch(local, local_batch_size, step)
-                state, device_metrics = train_step(state, mesh_lib.global_batch(mesh, local))
+                batch = mesh_lib.global_batch(mesh, local)
+                with jax.transfer_guard("disallow"):  # a hidden host<->device copy in a step is a bug
+                    state, device_metrics = train_step(state, batch)
                 settle()
                 step += 1
                 pending = (step, device_metrics)
@@ -320,8 +321,14 @@ def main(argv=None) -> int:
     """`python -m hmrjax.train.trainer --config F.py[:arg] --workdir W [--config.key=value ...]`."""
     from hmrjax.train.config_flags import parse_config_flags
 
+    from hmrjax.train.config_flags import ConfigError
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    config, rest = parse_config_flags(argv)
+    try:
+        config, rest = parse_config_flags(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if len(rest) != 2 or rest[0] != "--workdir":
         if len(rest) == 1 and rest[0].startswith("--workdir="):
             rest = ["--workdir", rest[0].split("=", 1)[1]]

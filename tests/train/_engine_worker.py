@@ -30,8 +30,6 @@ def toy_config(steps: int, batch_size: int = 16):
 
 def compare(out_path):
     import jax
-    import jax.numpy as jnp
-    from jax.sharding import NamedSharding, PartitionSpec as P
 
     from hmrjax import methods
     from hmrjax.methods.toy import toy_dataset
@@ -58,14 +56,14 @@ def compare(out_path):
         new_state, metrics = step(state, batch)
         specs = {mesh_lib.path_str(kp): str(leaf.sharding.spec)
                  for kp, leaf in jax.tree_util.tree_leaves_with_path(new_state.params)}
-        return jax.device_get(new_state), jax.device_get(metrics), specs, batch.sharding if False else None
+        return jax.device_get(new_state), jax.device_get(metrics), specs
 
-    ref, ref_metrics, _, _ = one_step(jax.devices()[:1], (1, 1))
+    ref, ref_metrics, _ = one_step(jax.devices()[:1], (1, 1))
     result = {"ref_loss": float(ref_metrics["loss"])}
     rules = [(r"backbone/Conv_\d/kernel$", (None, None, None, "fsdp"))]
     for name, devices, mesh_cfg, r in [("data8", jax.devices(), (-1, 1), ()),
                                        ("data4_fsdp2", jax.devices(), (4, 2), rules)]:
-        state, metrics, specs, _ = one_step(devices, mesh_cfg, r)
+        state, metrics, specs = one_step(devices, mesh_cfg, r)
         rel = {}
         for field in ("params", "state"):
             for (kp, a), (_, b) in zip(jax.tree_util.tree_leaves_with_path(getattr(state, field)),

@@ -4,13 +4,11 @@ statistics included, for data-parallel and FSDP meshes; (b) 2 processes x 4 devi
 gloo collectives) == 1 process x 8 devices; (c) kill -9 mid-training, rerun the same command: resumes
 from the last checkpoint and reproduces the uninterrupted run's per-step losses and data order."""
 import json
-import os
 import pathlib
 import socket
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 

@@ -1,7 +1,6 @@
 """Optimizer/schedule construction checked against hand-computed optax update formulas (numpy, float64)."""
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
