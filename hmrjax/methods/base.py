@@ -54,13 +54,20 @@ class Prediction:
     heatmaps: Optional[jax.Array] = None
     silhouette: Optional[jax.Array] = None
 
-    def __post_init__(self):
-        # Shape checks only on concrete/abstract arrays; tree_util may rebuild with placeholders.
+    def check(self) -> "Prediction":
+        """Raises ValueError naming the field if vertices/joints are not [B, S, N, 3]; returns self.
+
+        Not run on construction: pytree transforms (vmap, tree_map to scalars) rebuild Predictions
+        whose leaves legitimately have other shapes.
+        """
         for name in ("vertices", "joints"):
-            value = getattr(self, name)
-            shape = getattr(value, "shape", None)
-            if shape is not None and (len(shape) != 4 or shape[-1] != 3):
-                raise ValueError(f"Prediction.{name} must have shape [B, S, N, 3], got {tuple(shape)}")
+            shape = tuple(getattr(getattr(self, name), "shape", ()))
+            if len(shape) != 4 or shape[-1] != 3:
+                raise ValueError(f"Prediction.{name} must have shape [B, S, N, 3], got {shape}")
+        batch = {getattr(self, name).shape[:2] for name in ("vertices", "joints")}
+        if len(batch) != 1:
+            raise ValueError(f"Prediction.vertices and .joints disagree on [B, S]: {sorted(batch)}")
+        return self
 
     @property
     def num_samples(self) -> int:

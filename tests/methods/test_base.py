@@ -30,9 +30,15 @@ def test_prediction_is_a_pytree_with_optional_fields():
     np.testing.assert_array_equal(mode.log_prob[:, 0], [0.0, 3.0])
 
 
-def test_prediction_rejects_wrong_rank():
+def test_prediction_check_rejects_wrong_shapes_but_transforms_work():
     with pytest.raises(ValueError, match=r"Prediction.joints must have shape \[B, S, N, 3\], got \(2, 4, 3\)"):
-        Prediction(vertices=jnp.ones((2, 1, 5, 3)), joints=jnp.ones((2, 4, 3)))
+        Prediction(vertices=jnp.ones((2, 1, 5, 3)), joints=jnp.ones((2, 4, 3))).check()
+    with pytest.raises(ValueError, match=r"disagree on \[B, S\]"):
+        Prediction(vertices=jnp.ones((2, 1, 5, 3)), joints=jnp.ones((2, 2, 4, 3))).check()
+    pred = Prediction(vertices=jnp.ones((2, 1, 5, 3)), joints=jnp.ones((2, 1, 4, 3))).check()
+    means = jax.tree.map(jnp.mean, pred)  # rebuilt with scalar leaves: allowed
+    per_example = jax.vmap(lambda p: jax.tree.map(jnp.sum, p))(pred)
+    assert means.joints.shape == () and per_example.vertices.shape == (2,)
 
 
 def test_split_variables_and_registry():
