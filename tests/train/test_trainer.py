@@ -84,6 +84,8 @@ def test_nonfinite_stop_raises_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_nonfinite_skip_counts_and_leaves_params_unchanged(tmp_path):
     config = _config(4, every=1, nonfinite="skip")
+    # Frozen sub-tree (empty optimizer state) and EMA also go through the checkpoint round trip here.
+    config.optim.update(frozen=(r"^backbone/Conv_1/",), ema_decay=0.5)
     state = trainer.train_and_evaluate(config, tmp_path, dataset=_with_nan_at(config, 3))  # step 4 is bad
     assert int(jax.device_get(state.nonfinite_count)) == 1
     last = _lines(tmp_path)[-1]
@@ -92,6 +94,10 @@ def test_nonfinite_skip_counts_and_leaves_params_unchanged(tmp_path):
     before = manager.restore(3, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params), before["params"])
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.state), before["state"])
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.ema_params), before["ema_params"])
+    first = manager.restore(1, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+    np.testing.assert_array_equal(before["params"]["backbone"]["Conv_1"]["kernel"],
+                                  first["params"]["backbone"]["Conv_1"]["kernel"])  # frozen
 
 
 def test_bfloat16_compute_keeps_float32_params_and_ema_formula():
