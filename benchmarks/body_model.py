@@ -3,7 +3,8 @@
 Random models with the official sizes: SMPL-sized (6890 vertices, 24 joints, 207 pose blend shapes,
 10 betas) and SMPL-X-sized (10475 vertices, 55 joints, 486 pose blend shapes, 10 betas + 10 expression,
 51 landmarks). Forward = vertices + joints of a batch of random poses; forward+backward = gradient of
-sum(vertices) w.r.t. pose and betas. Times are medians over repeats after warm-up; meshes/s = batch / time.
+sum(vertices) w.r.t. pose and betas. Times are medians over repeats after warm-up, the libraries' calls
+interleaved round-robin (shared machines); meshes/s = batch / time (the JSON also keeps the best time).
 Both libraries get the same CPU threads: torch.set_num_threads(N); XLA uses its default pool on the same cores,
 or a single thread (XLA_FLAGS) with `--threads 1`, the fairest setting on a busy machine.
 
@@ -58,18 +59,23 @@ def random_model(kind: str, seed: int = 0) -> dict:
     return arrays
 
 
-def _median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def interleaved_times(fns: dict, repeats: int, warmup: int = 2) -> dict:
+    """Median and min seconds per call of each callable, timed round-robin so that every library sees the
+    same background load (the project machines are shared)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: (statistics.median(v), min(v)) for k, v in times.items()}
 
 
-def bench_hmrjax(kind, arrays, batch, repeats):
+def bench_hmrjax(kind, arrays, batch):
+    """(forward, forward+backward) callables for hmrjax."""
     import jax
     import jax.numpy as jnp
 
@@ -82,12 +88,11 @@ def bench_hmrjax(kind, arrays, batch, repeats):
 
     fwd = jax.jit(lambda m, p, b: (lambda o: (o.vertices, o.joints))(m(pose=p, betas=b)))
     bwd = jax.jit(jax.grad(lambda p, b, m: jnp.sum(m(pose=p, betas=b).vertices), argnums=(0, 1)))
-    t_f = _median_time(lambda: jax.block_until_ready(fwd(body, pose, betas)), repeats)
-    t_b = _median_time(lambda: jax.block_until_ready(bwd(pose, betas, body)), repeats)
-    return t_f, t_b
+    return (lambda: jax.block_until_ready(fwd(body, pose, betas)),
+            lambda: jax.block_until_ready(bwd(pose, betas, body)))
 
 
-def bench_smplx(kind, arrays, batch, repeats, folder):
+def bench_smplx(kind, arrays, batch, folder):
     import torch
     import smplx
 
@@ -122,7 +127,7 @@ def bench_smplx(kind, arrays, batch, repeats, folder):
         call(p, b).vertices.sum().backward()
         return p.grad, b.grad
 
-    return _median_time(fwd, repeats), _median_time(bwd, repeats)
+    return fwd, bwd
 
 
 def main(argv=None):
@@ -156,12 +161,17 @@ def main(argv=None):
             arrays = random_model(kind)
             for batch in args.batches:
                 reps = max(3, args.repeats if batch < 512 else args.repeats // 2)
-                hf, hb = bench_hmrjax(kind, arrays, batch, reps)
-                row = {"model": kind, "batch": batch, "hmrjax_fwd_meshes_s": batch / hf, "hmrjax_fwdbwd_meshes_s": batch / hb}
+                fns = dict(zip(("hmrjax_fwd", "hmrjax_fwdbwd"), bench_hmrjax(kind, arrays, batch)))
                 if have_smplx:
-                    sf, sb = bench_smplx(kind, arrays, batch, reps, folder)
-                    row.update(smplx_fwd_meshes_s=batch / sf, smplx_fwdbwd_meshes_s=batch / sb,
-                               fwd_ratio=sf / hf, fwdbwd_ratio=sb / hb)
+                    fns.update(zip(("smplx_fwd", "smplx_fwdbwd"), bench_smplx(kind, arrays, batch, folder)))
+                t = interleaved_times(fns, reps)
+                row = {"model": kind, "batch": batch, "repeats": reps}
+                for k, (med, best) in t.items():
+                    row[f"{k}_meshes_s"] = batch / med
+                    row[f"{k}_meshes_s_best"] = batch / best
+                if have_smplx:
+                    row["fwd_ratio"] = t["smplx_fwd"][0] / t["hmrjax_fwd"][0]
+                    row["fwdbwd_ratio"] = t["smplx_fwdbwd"][0] / t["hmrjax_fwdbwd"][0]
                 rows.append(row)
                 print(_fmt_row(row, have_smplx), flush=True) if len(rows) > 1 else print(
                     _header(have_smplx) + "\n" + _fmt_row(row, have_smplx), flush=True)

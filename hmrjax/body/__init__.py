@@ -87,13 +87,13 @@ def from_arrays(arrays: dict, where: str = "<arrays>", num_betas: int = 10, num_
     basis = np.concatenate([shape_dirs[:, :, :num_betas], expr_dirs[:, :, :n_expr]], axis=-1)  # [V, 3, K]
     nv = a["v_template"].shape[0]
     k = basis.shape[-1]
-    shape_basis = basis.transpose(2, 1, 0).reshape(k, 3 * nv)  # [K, 3 V], vertex index innermost
+    shape_basis = basis.transpose(1, 0, 2).reshape(3 * nv, k)  # [3 V, K], rows c * V + v
     j_reg = a["J_regressor"]
     joint_template = j_reg @ a["v_template"]
     joint_shape_basis = np.einsum("jv,vck->kjc", j_reg, basis).reshape(k, nj * 3)
     pose_basis = None
     if "posedirs" in a:
-        pose_basis = a["posedirs"].transpose(2, 1, 0).reshape(-1, 3 * nv)  # [9 (J-1), 3 V]
+        pose_basis = a["posedirs"].transpose(1, 0, 2).reshape(3 * nv, -1)  # [3 V, 9 (J-1)], rows c * V + v
 
     # Hands: PCA components and the mean pose (added to hand inputs unless flat_hand_mean).
     pose_mean = np.zeros((nj, 3))
@@ -114,6 +114,7 @@ def from_arrays(arrays: dict, where: str = "<arrays>", num_betas: int = 10, num_
             lo, hi = _PARTS[mt][side]
             pose_mean[lo:hi] = a[mean_key].reshape(15, 3)
 
+    basis_all = shape_basis if pose_basis is None else np.concatenate([shape_basis, pose_basis], axis=1)
     faces = a["f"].astype(np.int32)
     vj_ids, vj_names = (), ()
     if mt in layouts.VERTEX_JOINT_IDS and layouts.VERTEX_JOINT_IDS[mt][0] == nv:
@@ -146,8 +147,8 @@ def from_arrays(arrays: dict, where: str = "<arrays>", num_betas: int = 10, num_
         return None if x is None else jnp.asarray(x, dtype)
 
     arrays_out = {
-        "v_template": to(v_template), "shape_basis": to(shape_basis), "joint_template": to(joint_template),
-        "joint_shape_basis": to(joint_shape_basis), "pose_basis": to(pose_basis), "weights": to(weights),
+        "v_template": to(v_template), "basis": to(basis_all), "joint_template": to(joint_template),
+        "joint_shape_basis": to(joint_shape_basis), "weights": to(weights),
         "J_regressor": to(j_reg), "pose_mean": to(pose_mean),
         "hand_components": {k_: to(v) for k_, v in hand_components.items()},
         "lmk_bary_coords": to(lmk_bary), "extra_regressors": {k_: to(v) for k_, v in extras.items()},
@@ -158,7 +159,8 @@ def from_arrays(arrays: dict, where: str = "<arrays>", num_betas: int = 10, num_
                      num_pca_comps=num_pca_comps if hand_components else 0, flat_hand_mean=flat_hand_mean,
                      levels=tree_levels(a["parents"]), faces=_StaticArray(faces), vertex_joint_ids=tuple(vj_ids),
                      vertex_joint_names=tuple(vj_names), lmk_vertex_ids=lmk_ids, num_vertices=nv,
-                     vertex_map_ids=None if vmap_ids is None else _StaticArray(vmap_ids))
+                     vertex_map_ids=None if vmap_ids is None else _StaticArray(vmap_ids),
+                     num_pose_basis=0 if pose_basis is None else pose_basis.shape[1])
     return BodyModel(arrays_out, static)
 
 

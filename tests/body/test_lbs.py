@@ -109,8 +109,8 @@ def test_smplx_400_column_shapedirs_split(tmp_path):
     """SMPL-X v1.1 files: 300 shape + 100 expression columns (expression starts at column 300)."""
     arrays = body_fakes.make_model_arrays("smplx", num_vertices=60, num_shape=400, seed=5, posedirs=False)
     body = hmrjax.body.load(body_fakes.write_npz(tmp_path / "x.npz", arrays), num_betas=3, num_expression=2)
-    np.testing.assert_allclose(np.asarray(body.shape_basis[3]), arrays["shapedirs"][:, :, 300].T.reshape(-1), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(body.shape_basis[2]), arrays["shapedirs"][:, :, 2].T.reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(body.shape_basis[:, 3]), arrays["shapedirs"][:, :, 300].T.reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(body.shape_basis[:, 2]), arrays["shapedirs"][:, :, 2].T.reshape(-1), rtol=1e-6)
 
 
 # -- pose assembly ---------------------------------------------------------------------------------
