@@ -93,40 +93,41 @@ def run(tol: float, batch: int, out_json: str | None, only=None):
               "  ".join(f"{k}: {v['max_abs_over_max_ref']:.1e}" for k, v in errs.items()), flush=True)
         return worst
 
-    worst = []
-    only = set(only or [])
-    skip = lambda fam: only and fam not in only
-    # ResNet-50, full classification model: final feature map and logits.
-    m = None if skip("resnet") else timm.create_model("resnet50", pretrained=False)
-    m is not None and m.__setattr__("_parity_forward", lambda x, m=m: (m.forward_features(x), m(x)))
-    m is None or worst.append(check("resnet50 (224)", m, create("resnet50", num_classes=1000), (224, 224),
-                       lambda j, t: {"features": _err(j["features"], _nhwc(t[0])),
-                                     "logits": _err(j["logits"], t[1].numpy())}))
-    # HRNet-W48 branches (features_only, feature_location=''): stem + four branches.
-    m = None if skip("hrnet") else timm.create_model("hrnet_w48", pretrained=False, features_only=True,
-                                                      feature_location="")
-    m is None or worst.append(check("hrnet_w48 branches (224)", m, create("hrnet_w48"), (224, 224),
-                       lambda j, t: {"stem": _err(j["stem"], _nhwc(t[0])),
-                                     **{f"branch{i}": _err(j["branches"][i], _nhwc(t[i + 1])) for i in range(4)}}))
-    m is None or worst.append(check("hrnet_w48 branches (256x192)", m, create("hrnet_w48"), (256, 192),
-                       lambda j, t: {f"branch{i}": _err(j["branches"][i], _nhwc(t[i + 1])) for i in range(4)}))
-    # HRNet-W48 full classification model (incre + downsamp + final layer + classifier).
-    m = None if skip("hrnet") else timm.create_model("hrnet_w48", pretrained=False)
-    m is None or worst.append(check("hrnet_w48 classification (224)", m, create("hrnet_w48", head="classification"), (224, 224),
-                       lambda j, t: {"logits": _err(j["logits"], t.numpy())}))
-    # ViT-B/16: tokens at 224 and, with timm's dynamic_img_size (bicubic pos-embed resampling), at 256x192.
-    m = None if skip("vit") else timm.create_model("vit_base_patch16_224", pretrained=False)
-    m is not None and m.__setattr__("_parity_forward", lambda x, m=m: (m.forward_features(x), m(x)))
-    m is None or worst.append(check("vit_base_patch16_224 (224)", m, create("vit_base_patch16_224", num_classes=1000), (224, 224),
-                       lambda j, t: {"patch_tokens": _err(j["tokens"], t[0][:, 1:].numpy()),
-                                     "cls": _err(j["cls"], t[0][:, 0].numpy()),
-                                     "logits": _err(j["logits"], t[1].numpy())}))
-    m = None if skip("vit") else timm.create_model("vit_base_patch16_224", pretrained=False,
-                                                   dynamic_img_size=True)
-    m is not None and m.__setattr__("_parity_forward", lambda x, m=m: m.forward_features(x))
-    m is None or worst.append(check("vit_base_patch16_224 (256x192, interp)", m, create("vit_base_patch16_224"), (256, 192),
-                       lambda j, t: {"patch_tokens": _err(j["tokens"], t[:, 1:].numpy())}))
+    def resnet50():
+        m = timm.create_model("resnet50", pretrained=False)
+        m._parity_forward = lambda x: (m.forward_features(x), m(x))
+        yield check("resnet50 (224)", m, create("resnet50", num_classes=1000), (224, 224),
+                    lambda j, t: {"features": _err(j["features"], _nhwc(t[0])),
+                                  "logits": _err(j["logits"], t[1].numpy())})
 
+    def hrnet_w48():
+        # branches (features_only, feature_location=''): stem + four branches, the layout pose models use
+        m = timm.create_model("hrnet_w48", pretrained=False, features_only=True, feature_location="")
+        yield check("hrnet_w48 branches (224)", m, create("hrnet_w48"), (224, 224),
+                    lambda j, t: {"stem": _err(j["stem"], _nhwc(t[0])),
+                                  **{f"branch{i}": _err(j["branches"][i], _nhwc(t[i + 1])) for i in range(4)}})
+        yield check("hrnet_w48 branches (256x192)", m, create("hrnet_w48"), (256, 192),
+                    lambda j, t: {f"branch{i}": _err(j["branches"][i], _nhwc(t[i + 1])) for i in range(4)})
+        # full classification model (incre + downsamp + final layer + classifier)
+        m = timm.create_model("hrnet_w48", pretrained=False)
+        yield check("hrnet_w48 classification (224)", m, create("hrnet_w48", head="classification"), (224, 224),
+                    lambda j, t: {"logits": _err(j["logits"], t.numpy())})
+
+    def vit_base():
+        m = timm.create_model("vit_base_patch16_224", pretrained=False)
+        m._parity_forward = lambda x: (m.forward_features(x), m(x))
+        yield check("vit_base_patch16_224 (224)", m, create("vit_base_patch16_224", num_classes=1000), (224, 224),
+                    lambda j, t: {"patch_tokens": _err(j["tokens"], t[0][:, 1:].numpy()),
+                                  "cls": _err(j["cls"], t[0][:, 0].numpy()),
+                                  "logits": _err(j["logits"], t[1].numpy())})
+        # ViTPose-style 256x192 input: timm's dynamic_img_size resamples pos_embed (bicubic, antialias)
+        m = timm.create_model("vit_base_patch16_224", pretrained=False, dynamic_img_size=True)
+        m._parity_forward = m.forward_features
+        yield check("vit_base_patch16_224 (256x192, interp)", m, create("vit_base_patch16_224"), (256, 192),
+                    lambda j, t: {"patch_tokens": _err(j["tokens"], t[:, 1:].numpy())})
+
+    families = {"resnet": resnet50, "hrnet": hrnet_w48, "vit": vit_base}
+    worst = [w for fam, gen in families.items() if not only or fam in only for w in gen()]
     results["tol"] = tol
     results["worst"] = max(worst)
     if out_json:
