@@ -1,6 +1,8 @@
 """The `hmrjax` command line: thin argument parsing that hands off to library functions.
 
-Subcommands (more arrive with the training engine):
+Subcommands:
+  hmrjax train --config configs/M.py:VARIANT --workdir W [--config.key=value ...]
+                                                   train (resumes from W's last checkpoint)
   hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
   hmrjax body convert SRC DST.npz                  official SMPL/SMPL-H/SMPL-X/MANO file -> clean .npz
   hmrjax body info MODEL                           print a model's sizes and joint names
@@ -10,6 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+
+def _cmd_train(args, extra):
+    from hmrjax.train.config_flags import parse_config_flags
+    from hmrjax.train.trainer import train_and_evaluate
+
+    config, rest = parse_config_flags(extra)
+    if rest:
+        raise ValueError(f"unrecognised arguments: {' '.join(rest)}")
+    train_and_evaluate(config, args.workdir)
 
 
 def _cmd_demo(args):
@@ -42,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    p = sub.add_parser("train", help="train a method from a config (ml_collections file + overrides)",
+                       description="--config FILE.py[:variant] and --config.key=value overrides are "
+                                   "parsed by hmrjax.train.config_flags; unknown keys are rejected.")
+    p.add_argument("--workdir", required=True, help="checkpoints, logs and the resolved config go here")
+    p.set_defaults(func=_cmd_train, takes_extra=True)
+
     p = sub.add_parser("demo", help="pose a body model and write meshes + a picture")
     p.add_argument("--out", default="out/demo", help="output folder")
     p.add_argument("--model", default="anny", help="shipped model name (anny, anny_lite) or a model file")
@@ -61,9 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        if getattr(args, "takes_extra", False):
+            args.func(args, extra)
+        else:
+            args.func(args)
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"hmrjax {args.command}: error: {err}", file=sys.stderr)
         return 2

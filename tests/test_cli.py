@@ -1,0 +1,30 @@
+"""The `hmrjax` command line: argument handling and the train entry point on the toy method."""
+import json
+
+import pytest
+
+from hmrjax import cli
+
+
+def test_config_typo_is_rejected_naming_the_key(tmp_path, capsys):
+    rc = cli.main(["train", "--workdir", str(tmp_path / "w"), "--config", "configs/toy.py:tiny",
+                   "--config.optim.lrr=1"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "optim.lrr" in err and "optim.lr" in err
+
+
+def test_unknown_arguments_rejected_outside_train():
+    with pytest.raises(SystemExit):
+        cli.main(["body", "info", "anny", "--bogus"])
+
+
+def test_train_runs_and_writes_workdir(tmp_path):
+    workdir = tmp_path / "w"
+    rc = cli.main(["train", "--workdir", str(workdir), "--config", "configs/toy.py:tiny",
+                   "--config.total_steps=3", "--config.log_every=1"])
+    assert rc == 0
+    cfg = json.loads((workdir / "config.json").read_text())
+    assert cfg["total_steps"] == 3
+    steps = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 3
