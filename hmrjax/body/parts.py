@@ -118,7 +118,6 @@ def body_field(body, names, required=True):
     return None
 
 
-_field = body_field  # short alias used inside the package
 
 
 def _joint_names(body, num_joints):
