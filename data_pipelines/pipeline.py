@@ -54,7 +54,7 @@ from data_pipelines import heatmaps as heatmaps_lib
 from data_pipelines import schema
 from data_pipelines import transforms as tf
 
-__all__ = ["default_config", "BadRecordError", "prepare_example", "load_record", "make_train_dataset",
+__all__ = ["default_config", "BadRecordError", "prepare_example", "flip_tables", "load_record", "make_train_dataset",
            "make_train_iterator", "make_eval_dataset", "make_eval_iterator", "build_train_dataset",
            "open_tfds_source", "num_skipped"]
 
@@ -107,6 +107,12 @@ def _flip_perm(layout: str) -> np.ndarray:
     return layouts.flip_permutation(layout)
 
 
+def flip_tables(cfg) -> dict:
+    """Left/right tables for the flip: COCO-17 keypoints, `pose_layout` joints, `part_scheme` labels."""
+    return {"keypoints": _flip_perm("coco17"), "joints": _flip_perm(cfg.pose_layout),
+            "parts": tf.part_flip_table(cfg.part_scheme)}
+
+
 class _Bad:
     """Stands in for a record that failed (kept in the stream so it can be counted or raised in order)."""
 
@@ -153,7 +159,8 @@ def _crop_labels(points_px, m, size):
     return (uv + 0.5) * (2.0 / size) - 1.0
 
 
-def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool = True) -> dict:
+def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool = True,
+                    tables: dict | None = None) -> dict:
     """One completed example -> model inputs (see the module docstring for the fields).
 
     Args:
@@ -161,6 +168,7 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
       rng: numpy Generator for the augmentation (unused when `train` is False).
       cfg: the data config (`default_config()`).
       train: sample geometric + photometric augmentation; False: the plain bbox crop.
+      tables: `flip_tables(cfg)` (computed here when None).
     """
     size = int(cfg.image_size)
     dense = int(cfg.dense_size) or size
@@ -179,7 +187,9 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     std = np.asarray(cfg.std, np.float32) * 255.0
     out["img"] = (img.astype(np.float32) - mean) / std
 
-    kp_perm = _flip_perm("coco17") if geo.flip else np.arange(schema.NUM_KEYPOINTS)
+    if geo.flip and tables is None:
+        tables = flip_tables(cfg)
+    kp_perm = tables["keypoints"] if geo.flip else np.arange(schema.NUM_KEYPOINTS)
     kp = ex["keypoints2d"][kp_perm]
     kp_full = np.concatenate([tf.apply_affine(frame, kp[:, :2]), kp[:, 2:3]], axis=1)
     kp_crop = _crop_labels(kp_full[:, :2], crop, size)
@@ -187,7 +197,7 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     out["keypoints2d"] = np.concatenate([kp_crop, (kp[:, 2] * inside)[:, None]], axis=1).astype(np.float32)
     out["keypoints2d_full"] = kp_full.astype(np.float32)
 
-    joint_perm = _flip_perm(cfg.pose_layout) if geo.flip else np.arange(cfg.num_joints)
+    joint_perm = tables["joints"] if geo.flip else np.arange(cfg.num_joints)
     pose = tf.flip_pose(ex["pose"], joint_perm) if geo.flip else ex["pose"]
     out["pose"] = tf.rotate_pose(pose, geo.rot_deg).astype(np.float32)
     out["betas"] = ex["betas"].astype(np.float32)
@@ -215,7 +225,7 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     if ex["has_part_seg"]:
         seg = ex["part_seg"]
         if geo.flip:
-            seg = tf.flip_part_labels(seg, cfg.part_scheme)
+            seg = tables["parts"][seg]
         out["part_seg"] = tf.warp_dense(seg, to_dense, dense).astype(np.int32)
     else:
         out["part_seg"] = np.zeros((dense, dense), np.int32)
@@ -244,12 +254,13 @@ class _PrepareExample:
 
     def __init__(self, cfg, train: bool):
         self.cfg, self.train = cfg, train
+        self.tables = flip_tables(cfg)  # computed here: worker processes then need no hmrjax.body import
 
     def __call__(self, ex, rng):
         if isinstance(ex, _Bad):
             return ex
         try:
-            return prepare_example(ex, rng, self.cfg, self.train)
+            return prepare_example(ex, rng, self.cfg, self.train, self.tables)
         except Exception as err:  # a label that breaks the geometry must name its record, never pass silently
             index = int(ex.get("record_index", -1))
             return _Bad(index, f"record {index}: preparing the example failed ({type(err).__name__}: {err})")
@@ -332,9 +343,19 @@ def _finish(ds: grain.MapDataset, cfg, local_bs: int, drop_remainder: bool) -> g
     it = _BadRecords(it, cfg.on_bad_record, cfg.max_skipped_fraction)
     it = it.batch(local_bs, drop_remainder=drop_remainder)
     if int(cfg.num_workers) > 0:
+        _absl_flags_ready()
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(cfg.num_workers),
                                                          per_worker_buffer_size=int(cfg.worker_buffer_size)))
     return it
+
+
+def _absl_flags_ready():
+    """grain 0.2.18's worker start reads an absl flag directly, which fails ("Trying to access flag
+    --grain_enable_multiprocess_worker_profiling before flags were parsed") unless absl flags are
+    parsed; outside an absl app, mark them parsed (keeping their defaults)."""
+    from absl import flags
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
 
 
 def _check_shard(n: int, process_index: int, process_count: int):

@@ -198,7 +198,8 @@ def complete_example(valid: dict, *, num_joints: int, num_betas: int, num_sample
 
     Absent optional fields are zero-filled (dense maps at the image size) with `has_* = 0`;
     `image_size` defaults to (W, H), `focal_length` to sqrt(W^2 + H^2) (CLIFF), `princpt` to (W/2, H/2).
-    `heatmap_samples` is [17, num_samples, 2] (records with another S are an error).
+    `heatmap_samples` is [17, num_samples, 2] (records with another S are an error; num_samples = 0: the
+    samples are dropped and `has_heatmap_samples` is 0).
     """
     h, w = valid["image"].shape[:2]
     out = {"image": valid["image"]}
@@ -218,6 +219,8 @@ def complete_example(valid: dict, *, num_joints: int, num_betas: int, num_sample
     for field, (shape, dtype) in zeros.items():
         flag = flag_name(field)
         out[flag] = np.float32(valid.get(flag, 0.0))
+        if field == "heatmap_samples" and num_samples == 0:
+            out[flag] = np.float32(0.0)  # not used by this config
         if out[flag]:
             value = np.asarray(valid[field], dtype)
             if value.shape != shape:

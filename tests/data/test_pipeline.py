@@ -1,0 +1,178 @@
+"""data_pipelines.pipeline: batch schema, determinism, exact resume from iterator state (also with worker
+processes), per-process sharding, epochs, eval padding, and bad records (error naming the record, or skip + count)."""
+import json
+
+import numpy as np
+import pytest
+
+import data_fixtures as fx
+from data_pipelines import pipeline, schema
+
+N = 12
+
+
+@pytest.fixture(scope="module")
+def source():
+    return fx.make_source(N)
+
+
+def _equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _batches(it, n):
+    return [next(it) for _ in range(n)]
+
+
+def test_batch_fields_shapes_and_dtypes(source):
+    config = fx.test_config()
+    batch = next(pipeline.make_train_iterator(source, config, seed=0))
+    b, s, d, h = 4, 32, 16, 16
+    f32, i32 = np.float32, np.int32
+    expected = {
+        "img": ((b, s, s, 3), f32), "keypoints2d": ((b, 17, 3), f32), "keypoints2d_full": ((b, 17, 3), f32),
+        "pose": ((b, 24, 3), f32), "betas": ((b, 10), f32), "transl": ((b, 3), f32), "joints3d": ((b, 24, 3), f32),
+        "bbox_center": ((b, 2), f32), "bbox_scale": ((b,), f32), "focal_length": ((b, 2), f32),
+        "image_size": ((b, 2), f32), "princpt": ((b, 2), f32), "cliff_bbox": ((b, 3), f32),
+        "crop_transform": ((b, 2, 3), f32), "frame_transform": ((b, 2, 3), f32), "depth": ((b, d, d), f32),
+        "mask": ((b, d, d), f32), "part_seg": ((b, d, d), i32), "pseudo_depth": ((b, d, d), f32),
+        "heatmaps": ((b, 17, h, h), f32), "heatmap_samples": ((b, 17, 4, 2), f32), "heatmap_conf": ((b, 17), f32),
+        "record_index": ((b,), i32), "valid": ((b,), f32),
+    }
+    expected.update({schema.flag_name(k): ((b,), f32) for k in schema.OPTIONAL})
+    assert set(batch) == set(expected)
+    for key, (shape, dtype) in expected.items():
+        assert batch[key].shape == shape and batch[key].dtype == dtype, (key, batch[key].shape, batch[key].dtype)
+    assert np.isfinite(batch["img"]).all() and -3 < batch["img"].mean() < 3
+    assert set(np.unique(batch["mask"])) <= {0.0, 1.0}
+    assert (batch["keypoints2d"][..., 2] <= fx.make_example(0)["keypoints2d"][:, 2].max()).all()
+    assert np.all(batch["valid"] == 1) and np.all(batch["has_pose"] == 1)
+    # optional outputs switched off
+    config = fx.test_config(heatmaps=False, num_heatmap_samples=0)
+    batch = next(pipeline.make_train_iterator(source, config, seed=0))
+    assert not {"heatmaps", "heatmap_samples", "heatmap_conf", "has_heatmap_samples"} & set(batch)
+
+
+def test_two_fresh_iterators_give_the_same_batches_and_seeds_differ(source):
+    config = fx.test_config(read_threads=2)
+    a = _batches(pipeline.make_train_iterator(source, config, seed=3), 3)
+    b = _batches(pipeline.make_train_iterator(source, fx.test_config(), seed=3), 3)  # threads do not change data
+    for x, y in zip(a, b):
+        _equal(x, y)
+    c = next(pipeline.make_train_iterator(source, config, seed=4))
+    assert not np.array_equal(a[0]["img"], c["img"])
+
+
+def test_restore_from_state_gives_the_exact_next_batch(source):
+    config = fx.test_config(read_threads=2)
+    it = pipeline.make_train_iterator(source, config, seed=1)
+    _batches(it, 2)
+    state = json.loads(json.dumps(it.get_state()))   # as the checkpoint stores it
+    expected = _batches(it, 4)                      # crosses the epoch boundary (12 records, batch 4)
+    fresh = pipeline.make_train_iterator(source, config, seed=1)
+    fresh.set_state(state)
+    for want in expected:
+        _equal(next(fresh), want)
+
+
+def test_epochs_are_reshuffled_permutations(source):
+    config = fx.test_config(read_threads=0)
+    it = pipeline.make_train_iterator(source, config, seed=0)
+    epochs = [np.concatenate([b["record_index"] for b in _batches(it, 3)]) for _ in range(2)]
+    for e in epochs:
+        np.testing.assert_array_equal(np.sort(e), np.arange(N))
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_processes_get_disjoint_shards_covering_the_source(source):
+    config = fx.test_config()
+    seen = []
+    for p in range(3):
+        ds = pipeline.make_train_dataset(source, config, seed=0, process_index=p, process_count=3, batch_size=6,
+                                         num_epochs=1)
+        idx = np.concatenate([b["record_index"] for b in ds])
+        np.testing.assert_array_equal(np.sort(idx), np.arange(p, N, 3))
+        seen.append(idx)
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(N))
+    with pytest.raises(ValueError, match="not divisible by process_count"):
+        pipeline.make_train_dataset(source, config, seed=0, process_index=0, process_count=3, batch_size=4)
+
+
+def test_eval_is_padded_ordered_and_unaugmented(source):
+    config = fx.test_config()
+    batches = list(pipeline.make_eval_iterator(source, config, process_index=1, process_count=2, batch_size=8))
+    idx = np.concatenate([b["record_index"] for b in batches])
+    valid = np.concatenate([b["valid"] for b in batches])
+    np.testing.assert_array_equal(idx, [1, 3, 5, 7, 9, 11, -1, -1])   # 6 records, padded to a batch of 4
+    np.testing.assert_array_equal(valid, [1, 1, 1, 1, 1, 1, 0, 0])
+    ex = schema.complete_example(schema.validate_example(source[3], 3), num_joints=24, num_betas=10, num_samples=4)
+    ex["record_index"] = 3
+    want = pipeline.prepare_example(ex, None, config.data, train=False)
+    got = {k: v[1] for k, v in batches[0].items()}
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def _bad_source(source, kind):
+    src = list(source)
+    bad = dict(src[5])
+    if kind == "jpeg":
+        data = fx.jpeg_bytes(bad["image"])
+        bad["image"] = data[: len(data) // 3]
+    else:
+        bad["joints3d"] = bad["joints3d"].copy()
+        bad["joints3d"][2, 1] = np.nan
+    src[5] = bad
+    return src
+
+
+@pytest.mark.parametrize("kind, match", [("jpeg", r"record 5: field 'image': cannot decode"),
+                                         ("nan", r"record 5: field 'joints3d' has a non-finite value")])
+def test_bad_record_raises_naming_it(source, kind, match):
+    it = pipeline.make_train_iterator(_bad_source(source, kind), fx.test_config(), seed=0)
+    with pytest.raises(pipeline.BadRecordError, match=match):
+        _batches(it, 3)   # one epoch: record 5 comes up
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "nan"])
+def test_bad_record_skipped_and_counted(source, kind):
+    config = fx.test_config(on_bad_record="skip")
+    it = pipeline.make_train_iterator(_bad_source(source, kind), config, seed=0)
+    batches = _batches(it, 11)   # 44 good examples = 4 epochs of 11 good records
+    idx = np.concatenate([b["record_index"] for b in batches])
+    assert 5 not in idx and len(idx) == 44
+    np.testing.assert_array_equal(np.sort(idx), np.sort(np.tile(np.delete(np.arange(N), 5), 4)))
+    state = it.get_state()
+    assert pipeline.num_skipped(state) == state["seen"] - 44 and pipeline.num_skipped(state) >= 3
+
+
+def test_too_many_bad_records_stop_the_skip_mode(source):
+    src = [dict(ex, bbox_scale=np.float32(-1.0)) if i % 2 else ex for i, ex in enumerate(source)]
+    config = fx.test_config(on_bad_record="skip", max_skipped_fraction=0.3)
+    it = pipeline.make_train_iterator(src, config, seed=0)
+    with pytest.raises(pipeline.BadRecordError, match=r"records were bad \(more than max_skipped_fraction=0.3\)"):
+        _batches(it, 40)
+
+
+def test_two_workers_deterministic_resume_and_errors(source):
+    """Worker processes: exact resume (a fresh iterator set to a saved state), skip counts, named errors."""
+    config = fx.test_config(num_workers=2, on_bad_record="skip")
+    src = _bad_source(source, "nan")
+    it = pipeline.make_train_iterator(src, config, seed=2)
+    _batches(it, 3)
+    state = json.loads(json.dumps(it.get_state()))
+    expected = _batches(it, 3)
+    assert pipeline.num_skipped(it.get_state()) >= 1   # 6 batches x 4 = 24 examples: 2 epochs' worth
+    idx = np.concatenate([b["record_index"] for b in expected])
+    assert 5 not in idx
+    del it
+    again = pipeline.make_train_iterator(src, config, seed=2)
+    again.set_state(state)
+    for want in expected:
+        _equal(next(again), want)
+    del again
+    strict = pipeline.make_train_iterator(src, fx.test_config(num_workers=2), seed=2)
+    with pytest.raises(Exception, match=r"record 5: field 'joints3d' has a non-finite value"):
+        _batches(strict, 6)
