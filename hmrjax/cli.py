@@ -6,6 +6,8 @@ Subcommands:
   hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
   hmrjax body convert SRC DST.npz                  official SMPL/SMPL-H/SMPL-X/MANO file -> clean .npz
   hmrjax body info MODEL                           print a model's sizes and joint names
+  hmrjax body coarsen MODEL OUT.npz [--factors 4 4 | --targets N ...]
+                                                   coarse meshes + up/down-sampling matrices
 """
 from __future__ import annotations
 
@@ -49,6 +51,15 @@ def _cmd_body_info(args):
     print(json.dumps(info, indent=2))
 
 
+def _cmd_body_coarsen(args):
+    from hmrjax.geometry import mesh
+
+    rows = mesh.write_coarse_levels_for(args.model, args.out, targets=args.targets or None,
+                                        factors=None if args.targets else args.factors)
+    print(json.dumps(rows, indent=2))
+    print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hmrjax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = body.add_parser("info", help="print a model's sizes and joint names")
     p.add_argument("model")
     p.set_defaults(func=_cmd_body_info)
+    p = body.add_parser("coarsen", help="METRO-style coarse meshes with sparse down/up-sampling matrices")
+    p.add_argument("model", help="shipped model name or model file")
+    p.add_argument("out", help="output .npz")
+    p.add_argument("--factors", type=float, nargs="+", default=[4, 4], help="vertex reduction per level")
+    p.add_argument("--targets", type=int, nargs="+", default=None, help="vertex counts per level instead")
+    p.set_defaults(func=_cmd_body_coarsen)
     return parser
 
 

@@ -28,3 +28,14 @@ def test_train_runs_and_writes_workdir(tmp_path):
     assert cfg["total_steps"] == 3
     steps = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 3
+
+
+def test_body_coarsen_writes_levels(tmp_path, capsys):
+    from hmrjax.geometry import mesh
+
+    out = tmp_path / "coarse.npz"
+    assert cli.main(["body", "coarsen", "anny_lite", str(out), "--factors", "4"]) == 0
+    levels = mesh.load_coarse_levels(out)
+    assert len(levels) == 1
+    rows = json.loads(capsys.readouterr().out.split("\nwrote")[0])
+    assert rows[-1]["num_vertices"] == levels[0].down.shape[0]

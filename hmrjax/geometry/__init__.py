@@ -1,7 +1,5 @@
-"""Pure-jnp geometry: rotation conversions, similarity Procrustes, camera models.
+"""Pure-jnp geometry: rotation conversions, similarity Procrustes, camera models, mesh operations
+(normals, decimation, coarse-to-fine up/down-sampling)."""
+from hmrjax.geometry import camera, mesh, procrustes, rotations
 
-`mesh` (coarse meshes, up/down-sampling) is added and imported here by its owner.
-"""
-from hmrjax.geometry import camera, procrustes, rotations
-
-__all__ = ["camera", "procrustes", "rotations"]
+__all__ = ["camera", "mesh", "procrustes", "rotations"]
