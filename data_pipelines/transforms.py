@@ -130,43 +130,69 @@ def _resample_factor(m) -> float:
     return float(np.linalg.svd(invert(m)[:, :2], compute_uv=False).max())
 
 
+def _source_window(shape, m, out_size: int, margin: int):
+    """The part of a [H, W, ...] source that an out_size x out_size warp by `m` reads: (x0, y0, x1, y1) and the
+    affine from that window's pixels to the output; None when the output lies entirely outside the source."""
+    h, w = shape[:2]
+    corners = apply_affine(invert(m), [[-0.5, -0.5], [out_size - 0.5, -0.5], [-0.5, out_size - 0.5],
+                                       [out_size - 0.5, out_size - 0.5]])
+    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    shift = np.array([[1.0, 0.0, float(x0)], [0.0, 1.0, float(y0)]])  # window px -> source px
+    return (int(x0), int(y0), int(x1), int(y1)), compose(np.asarray(m, np.float64), shift)
+
+
+def _windowed(arr: np.ndarray, m, out_size: int, margin: int = 2):
+    """(the source window as a contiguous array, the affine from it) -- PIL then converts only that window."""
+    win = _source_window(arr.shape, m, out_size, margin)
+    if win is None:
+        return None, None
+    (x0, y0, x1, y1), m_win = win
+    return np.ascontiguousarray(arr[y0:y1, x0:x1]), m_win
+
+
 def warp_image(image: np.ndarray, m, out_size: int, antialias: bool = True) -> np.ndarray:
     """Bilinear warp of [H, W, C] uint8 by `m` (input px -> output px) to [S, S, C]; outside = 0.
 
-    When shrinking by a factor >= 2 the source region is first box-reduced by the integer factor
-    (PIL `reduce` on the crop's bounding box), so strong downscaling does not alias.
+    Only the window of the source that the output reads is handed to PIL. When shrinking by a factor
+    k >= 2 that window is first box-reduced by the integer factor k (PIL `reduce`), so strong
+    downscaling does not alias.
     """
-    im = Image.fromarray(np.ascontiguousarray(image))
     m = np.asarray(m, np.float64)
     k = int(_resample_factor(m)) if antialias else 1
+    window, m = _windowed(image, m, out_size, margin=2 * max(k, 1))
+    if window is None:
+        return np.zeros((out_size, out_size) + image.shape[2:], image.dtype)
     if k >= 2:
-        h, w = image.shape[:2]
-        corners = apply_affine(invert(m), [[-0.5, -0.5], [out_size - 0.5, -0.5], [-0.5, out_size - 0.5],
-                                           [out_size - 0.5, out_size - 0.5]])
-        x0, y0 = np.floor(corners.min(0)).astype(int) - 2 * k
-        x1, y1 = np.ceil(corners.max(0)).astype(int) + 2 * k
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, w), min(y1, h)
-        if x1 - x0 >= k and y1 - y0 >= k:
-            x1 = x0 + (x1 - x0) // k * k
-            y1 = y0 + (y1 - y0) // k * k
-            im = im.reduce(k, box=(int(x0), int(y0), int(x1), int(y1)))
-            # reduced pixel centre j is the mean of source pixels x0 + j k .. x0 + j k + k - 1
-            to_reduced = np.array([[1.0 / k, 0.0, (0.5 - x0) / k - 0.5], [0.0, 1.0 / k, (0.5 - y0) / k - 0.5]])
+        h, w = window.shape[:2]
+        window = window[: h // k * k, : w // k * k]
+        if window.shape[0] and window.shape[1]:
+            im = Image.fromarray(window).reduce(k)
+            # reduced pixel centre j is the mean of window pixels j k .. j k + k - 1
+            to_reduced = np.array([[1.0 / k, 0.0, 0.5 / k - 0.5], [0.0, 1.0 / k, 0.5 / k - 0.5]])
             m = compose(m, invert(to_reduced))
+        else:
+            im = Image.fromarray(window)
+    else:
+        im = Image.fromarray(window)
     out = im.transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.BILINEAR)
     return np.asarray(out)
 
 
 def warp_dense(label: np.ndarray, m, out_size: int) -> np.ndarray:
     """Nearest-neighbour warp of a [H, W] uint8 label map (mask, part ids); outside = 0."""
-    im = Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8))
-    out = im.transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.NEAREST)
+    window, m = _windowed(np.asarray(label, np.uint8), m, out_size)
+    if window is None:
+        return np.zeros((out_size, out_size), np.uint8)
+    out = Image.fromarray(window).transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.NEAREST)
     return np.asarray(out)
 
 
 def _warp_float(x: np.ndarray, m, out_size: int) -> np.ndarray:
-    im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32), mode="F")
+    im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))
     return np.asarray(im.transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.BILINEAR))
 
 
@@ -177,6 +203,9 @@ def warp_depth(depth: np.ndarray, m, out_size: int, background_is_zero: bool = T
     interpolated validity (depth > 0), so edge pixels get the depth of the surface, never a blend with
     the background's 0; pixels whose bilinear footprint is less than half valid become 0.
     """
+    depth, m = _windowed(np.asarray(depth, np.float32), m, out_size)
+    if depth is None:
+        return np.zeros((out_size, out_size), np.float32)
     if not background_is_zero:
         return _warp_float(depth, m, out_size)
     valid = (depth > 0).astype(np.float32)

@@ -234,3 +234,13 @@ def test_gaussian_heatmaps_against_direct_formula():
             for j in range(w):
                 ref[k, i, j] = kp[k, 2] * np.exp(-((j - x) ** 2 + (i - y) ** 2) / (2 * sigma ** 2))
     np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_crops_outside_the_frame_are_zero():
+    img = np.full((20, 30, 3), 200, np.uint8)
+    m = tf.crop_transform((500.0, 500.0), 40.0, 16)   # far outside
+    assert not tf.warp_image(img, m, 16).any()
+    assert not tf.warp_dense(np.ones((20, 30), np.uint8), m, 16).any()
+    assert not tf.warp_depth(np.ones((20, 30), np.float32), m, 16).any()
+    half = tf.warp_image(img, tf.crop_transform((30.0, 10.0), 20.0, 20), 20)   # right half outside
+    assert (half[:-1, :8] == 200).all() and not half[:, 11:].any()   # last row/col: half outside
