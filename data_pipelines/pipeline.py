@@ -54,7 +54,7 @@ from data_pipelines import heatmaps as heatmaps_lib
 from data_pipelines import schema
 from data_pipelines import transforms as tf
 
-__all__ = ["default_config", "BadRecordError", "prepare_example", "flip_tables", "load_record", "make_train_dataset",
+__all__ = ["default_config", "BadRecordError", "prepare_example", "flip_tables", "blank_example", "load_record", "make_train_dataset",
            "make_train_iterator", "make_eval_dataset", "make_eval_iterator", "build_train_dataset",
            "open_tfds_source", "num_skipped"]
 
@@ -396,7 +396,8 @@ def make_eval_dataset(source, config, *, process_index: int = 0, process_count: 
     """One ordered pass without augmentation; every process yields the same number of full batches.
 
     Records p, p + n, ... go to process p; the shards are padded (with `valid` = 0 copies of record 0,
-    `record_index` = -1) to ceil(N / n) records, rounded up to whole batches.
+    `record_index` = -1) to ceil(N / n) records, rounded up to whole batches. Bad records raise, or with
+    on_bad_record 'skip' become blank padding (`valid` = 0, `record_index` = -1).
     """
     cfg = config.data
     n = len(source)
@@ -410,12 +411,32 @@ def make_eval_dataset(source, config, *, process_index: int = 0, process_count: 
     return _finish(ds, cfg, local_bs, drop_remainder=False)
 
 
+def blank_example(cfg) -> dict:
+    """Model inputs of the configured shapes with every label absent (`has_*` = 0, `valid` = 0)."""
+    size = 8
+    record = {"image": np.zeros((size, size, 3), np.uint8), "bbox_center": np.full(2, size / 2, np.float32),
+              "bbox_scale": np.float32(size)}
+    ex = schema.complete_example(schema.validate_example(record, "blank"), num_joints=cfg.num_joints,
+                                 num_betas=cfg.num_betas, num_samples=cfg.num_heatmap_samples)
+    ex.update(record_index=np.int32(-1), valid=np.float32(0.0))
+    return prepare_example(ex, None, cfg, train=False)
+
+
 class _EvalPrepare:
+    """Eval map: no augmentation. With on_bad_record 'skip' a bad record becomes a blank padding example
+    (`valid` = 0) instead of being dropped, so every process still yields the same number of batches."""
+
     def __init__(self, cfg):
         self._prep = _PrepareExample(cfg, train=False)
+        self._skip = cfg.on_bad_record == "skip"
+        self._blank = blank_example(cfg) if self._skip else None
 
     def __call__(self, ex):
-        return self._prep(ex, None)
+        out = self._prep(ex, None)
+        if isinstance(out, _Bad) and self._skip:
+            _LOG.warning("eval: bad record %d replaced by padding (valid = 0): %s", out.index, out.message)
+            return dict(self._blank)
+        return out
 
 
 def make_eval_iterator(source, config, *, process_index: int = 0, process_count: int = 1,

