@@ -11,7 +11,7 @@ The computation is the one of `smplx.lbs` (Loper et al. 2015; Romero et al. 2017
   v_posed  = v_shaped + P vec(R[1:] - I)                      P: pose blend shapes (skipped when absent)
   G_k      = G_parent(k) [R_k | J_k - J_parent(k)]            forward kinematics, one batched matmul per tree level
   A_k      = [R^G_k | t^G_k - R^G_k J_k]                      rest -> posed transform of joint k
-  v        = sum_k w_vk A_k [v_posed; 1] + transl             blended as [B, V, 12] (no [B, V, 4, 4])
+  v        = sum_k w_vk A_k [v_posed; 1] + transl             blended as [B, 12, V] (no [B, V, 4, 4])
 """
 from __future__ import annotations
 

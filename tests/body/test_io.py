@@ -167,6 +167,19 @@ def test_too_many_betas(smpl_npz):
         hmrjax.body.load(smpl_npz, num_betas=11)
 
 
+def test_too_many_expression_and_pca_components(tmp_path):
+    arrays = body_fakes.make_model_arrays("smplx", num_vertices=NV, seed=2, posedirs=False)
+    p = body_fakes.write_npz(tmp_path / "SMPLX_NEUTRAL.npz", arrays)
+    with pytest.raises(bio.BodyModelFileError, match="num_expression=11 but the file has only 10"):
+        hmrjax.body.load(p, num_expression=11)
+    with pytest.raises(bio.BodyModelFileError, match="num_pca_comps=46 but 'hands_componentsl' has 45"):
+        hmrjax.body.load(p, num_pca_comps=46)
+    del arrays["hands_meanr"]
+    q = body_fakes.write_npz(tmp_path / "nohandmean.npz", arrays)
+    with pytest.raises(bio.BodyModelFileError, match="missing required key 'hands_meanr'"):
+        hmrjax.body.load(q)
+
+
 def test_model_type_mismatch(smpl_npz):
     with pytest.raises(bio.BodyModelFileError, match="needs 55 joints"):
         hmrjax.body.load(smpl_npz, model_type="smplx")
