@@ -103,9 +103,12 @@ def fake_chumpy():
 
     class Ch:
         def __init__(self, x):
+            # The instance state chumpy's Ch.__getstate__ pickles: its __dict__ minus _parents / _cache.
             self.x = np.asarray(x)
             self._dirty_vars = set()
             self._itr = None
+            self._depends_on_deps = {}
+            self._make_dense, self._make_sparse = False, False
 
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
     mod.Ch, pkg.ch, pkg.Ch = Ch, mod, Ch

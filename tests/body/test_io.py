@@ -270,6 +270,18 @@ def test_extra_regressor_and_vertex_map(tmp_path, smpl_arrays, smpl_npz):
         hmrjax.body.load(smpl_npz, extra_regressors={"bad": tmp_path / "bad.npy"})
 
 
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_vertex_map_pickle_any_protocol(tmp_path, smpl_npz, protocol):
+    """smplx's smplx2smpl.pkl layout ({'matrix': [V_out, V]}), as python 3 writes it (protocol 5: _frombuffer)."""
+    matrix = np.zeros((10, NV))
+    matrix[np.arange(10), np.arange(10) * 3] = 1.0
+    with open(tmp_path / "smplx2smpl.pkl", "wb") as fh:
+        pickle.dump({"matrix": matrix}, fh, protocol=protocol)
+    np.testing.assert_array_equal(bio.load_vertex_map(tmp_path / "smplx2smpl.pkl", NV), matrix)
+    with pytest.raises(bio.BodyModelFileError, match="V = 7"):
+        bio.load_vertex_map(tmp_path / "smplx2smpl.pkl", 7)
+
+
 def test_shipped_asset_if_present():
     names = bio.shipped_model_names()
     if not names:
