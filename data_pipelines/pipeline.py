@@ -85,6 +85,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.heatmap_size = 56
     c.heatmap_sigma = 2.0           # heatmap px
     c.antialias = True              # box-reduce the source before strong downscaling
+    c.warp_engine = "auto"          # pil | cv2 | auto (cv2 when opencv-python-headless is installed: ~8x faster)
     c.mean = IMAGENET_MEAN
     c.std = IMAGENET_STD
     c.geometry = ml_collections.ConfigDict({
@@ -180,7 +181,8 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     full_to_crop = tf.compose(crop, frame)
 
     out = {}
-    img = tf.warp_image(ex["image"], full_to_crop, size, antialias=cfg.antialias)
+    engine = cfg.warp_engine
+    img = tf.warp_image(ex["image"], full_to_crop, size, antialias=cfg.antialias, engine=engine)
     if train and cfg.augment.enabled:
         img = augment_lib.photometric(img, rng, cfg.augment)
     mean = np.asarray(cfg.mean, np.float32) * 255.0
@@ -218,15 +220,16 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
 
     to_dense = tf.compose(tf.dense_transform(size, dense), full_to_crop)
     zeros = np.zeros((dense, dense), np.float32)
-    out["depth"] = tf.warp_depth(ex["depth"], to_dense, dense) if ex["has_depth"] else zeros
-    out["pseudo_depth"] = (tf.warp_depth(ex["pseudo_depth"], to_dense, dense, background_is_zero=False)
+    out["depth"] = tf.warp_depth(ex["depth"], to_dense, dense, engine=engine) if ex["has_depth"] else zeros
+    out["pseudo_depth"] = (tf.warp_depth(ex["pseudo_depth"], to_dense, dense, background_is_zero=False, engine=engine)
                            if ex["has_pseudo_depth"] else zeros)
-    out["mask"] = tf.warp_dense(ex["mask"], to_dense, dense).astype(np.float32) if ex["has_mask"] else zeros
+    out["mask"] = (tf.warp_dense(ex["mask"], to_dense, dense, engine=engine).astype(np.float32) if ex["has_mask"]
+                   else zeros)
     if ex["has_part_seg"]:
         seg = ex["part_seg"]
         if geo.flip:
             seg = tables["parts"][seg]
-        out["part_seg"] = tf.warp_dense(seg, to_dense, dense).astype(np.int32)
+        out["part_seg"] = tf.warp_dense(seg, to_dense, dense, engine=engine).astype(np.int32)
     else:
         out["part_seg"] = np.zeros((dense, dense), np.int32)
 

@@ -3,7 +3,7 @@
 Owns the geometric half of augmentation (numpy, per example, no JAX): sampling the jitter
 (`sample_geometry`), the affine matrices (`frame_transform`, `crop_transform`, `compose`), warping
 images and dense maps (`warp_image`, `warp_dense`, `warp_depth`), transforming points
-(`apply_affine`), and making 3D labels consistent (`flip_pose`, `rotate_pose`, `transform_3d`,
+(`apply_affine`; engines PIL or, when installed, OpenCV: `resolve_engine`), and making 3D labels consistent (`flip_pose`, `rotate_pose`, `transform_3d`,
 `flip_part_labels`).
 
 Geometry (pixel convention of `hmrjax.render`: integer coordinates are pixel centres)
@@ -33,7 +33,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 __all__ = ["Geometry", "sample_geometry", "frame_transform", "crop_transform", "dense_transform", "compose",
-           "invert", "apply_affine", "warp_image", "warp_dense", "warp_depth", "flip_pose", "rotate_pose",
+           "invert", "apply_affine", "resolve_engine", "warp_image", "warp_dense", "warp_depth", "flip_pose", "rotate_pose",
            "transform_3d", "flip_part_labels", "part_flip_table"]
 
 
@@ -154,13 +154,49 @@ def _windowed(arr: np.ndarray, m, out_size: int, margin: int = 2):
     return np.ascontiguousarray(arr[y0:y1, x0:x1]), m_win
 
 
-def warp_image(image: np.ndarray, m, out_size: int, antialias: bool = True) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        return None
+    cv2.setNumThreads(1)  # one thread per example: grain workers / threads provide the parallelism
+    return cv2
+
+
+def resolve_engine(engine: str) -> str:
+    """'auto' -> 'cv2' when opencv is importable, else 'pil'; 'pil' / 'cv2' as given (cv2 must be installed)."""
+    if engine == "auto":
+        return "cv2" if _cv2() is not None else "pil"
+    if engine == "cv2" and _cv2() is None:
+        raise ImportError("warp engine 'cv2' needs opencv-python-headless (pip install opencv-python-headless); "
+                          "use 'pil' or 'auto'")
+    if engine not in ("pil", "cv2"):
+        raise ValueError(f"warp engine must be 'auto', 'pil' or 'cv2', got {engine!r}")
+    return engine
+
+
+def _affine(src: np.ndarray, m, out_size: int, bilinear: bool, engine: str) -> np.ndarray:
+    """One resampling call: [h, w(, C)] -> [S, S(, C)], outside = 0, pixel centres at integers (both engines)."""
+    if engine == "cv2":
+        cv2 = _cv2()
+        return cv2.warpAffine(src, np.asarray(m, np.float64), (out_size, out_size),
+                              flags=cv2.INTER_LINEAR if bilinear else cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    im = Image.fromarray(src)
+    out = im.transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m),
+                       resample=Image.BILINEAR if bilinear else Image.NEAREST)
+    return np.asarray(out)
+
+
+def warp_image(image: np.ndarray, m, out_size: int, antialias: bool = True, engine: str = "pil") -> np.ndarray:
     """Bilinear warp of [H, W, C] uint8 by `m` (input px -> output px) to [S, S, C]; outside = 0.
 
-    Only the window of the source that the output reads is handed to PIL. When shrinking by a factor
-    k >= 2 that window is first box-reduced by the integer factor k (PIL `reduce`), so strong
-    downscaling does not alias.
+    Only the window of the source that the output reads is resampled. When shrinking by a factor
+    k >= 2 that window is first box-reduced by the integer factor k (PIL `reduce` / cv2 INTER_AREA),
+    so strong downscaling does not alias. engine: 'pil' | 'cv2' | 'auto' (`resolve_engine`).
     """
+    engine = resolve_engine(engine)
     m = np.asarray(m, np.float64)
     k = int(_resample_factor(m)) if antialias else 1
     window, m = _windowed(image, m, out_size, margin=2 * max(k, 1))
@@ -168,49 +204,43 @@ def warp_image(image: np.ndarray, m, out_size: int, antialias: bool = True) -> n
         return np.zeros((out_size, out_size) + image.shape[2:], image.dtype)
     if k >= 2:
         h, w = window.shape[:2]
-        window = window[: h // k * k, : w // k * k]
-        if window.shape[0] and window.shape[1]:
-            im = Image.fromarray(window).reduce(k)
+        if h >= k and w >= k:
+            window = np.ascontiguousarray(window[: h // k * k, : w // k * k])
+            if engine == "cv2":
+                window = _cv2().resize(window, (w // k, h // k), interpolation=_cv2().INTER_AREA)
+            else:
+                window = np.asarray(Image.fromarray(window).reduce(k))
             # reduced pixel centre j is the mean of window pixels j k .. j k + k - 1
             to_reduced = np.array([[1.0 / k, 0.0, 0.5 / k - 0.5], [0.0, 1.0 / k, 0.5 / k - 0.5]])
             m = compose(m, invert(to_reduced))
-        else:
-            im = Image.fromarray(window)
-    else:
-        im = Image.fromarray(window)
-    out = im.transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.BILINEAR)
-    return np.asarray(out)
+    return _affine(window, m, out_size, True, engine)
 
 
-def warp_dense(label: np.ndarray, m, out_size: int) -> np.ndarray:
+def warp_dense(label: np.ndarray, m, out_size: int, engine: str = "pil") -> np.ndarray:
     """Nearest-neighbour warp of a [H, W] uint8 label map (mask, part ids); outside = 0."""
+    engine = resolve_engine(engine)
     window, m = _windowed(np.asarray(label, np.uint8), m, out_size)
     if window is None:
         return np.zeros((out_size, out_size), np.uint8)
-    out = Image.fromarray(window).transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.NEAREST)
-    return np.asarray(out)
+    return _affine(window, m, out_size, False, engine)
 
 
-def _warp_float(x: np.ndarray, m, out_size: int) -> np.ndarray:
-    im = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))
-    return np.asarray(im.transform((out_size, out_size), Image.AFFINE, _pil_coeffs(m), resample=Image.BILINEAR))
-
-
-def warp_depth(depth: np.ndarray, m, out_size: int, background_is_zero: bool = True) -> np.ndarray:
+def warp_depth(depth: np.ndarray, m, out_size: int, background_is_zero: bool = True, engine: str = "pil") -> np.ndarray:
     """Bilinear warp of a [H, W] float map; outside = 0.
 
     With `background_is_zero` (metric depth, 0 = no surface) the interpolation is normalised by the
     interpolated validity (depth > 0), so edge pixels get the depth of the surface, never a blend with
     the background's 0; pixels whose bilinear footprint is less than half valid become 0.
     """
+    engine = resolve_engine(engine)
     depth, m = _windowed(np.asarray(depth, np.float32), m, out_size)
     if depth is None:
         return np.zeros((out_size, out_size), np.float32)
     if not background_is_zero:
-        return _warp_float(depth, m, out_size)
+        return _affine(depth, m, out_size, True, engine)
     valid = (depth > 0).astype(np.float32)
-    num = _warp_float(np.where(valid > 0, depth, 0.0), m, out_size)
-    den = _warp_float(valid, m, out_size)
+    num = _affine(np.where(valid > 0, depth, np.float32(0.0)), m, out_size, True, engine)
+    den = _affine(valid, m, out_size, True, engine)
     return np.where(den >= 0.5, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
 
 

@@ -13,6 +13,9 @@ def _complete(ex, index=0):
     return schema.complete_example(valid, num_joints=24, num_betas=10, num_samples=4)
 
 
+ENGINES = ["pil"] + (["cv2"] if tf.resolve_engine("auto") == "cv2" else [])  # cv2: optional dependency
+
+
 def _cfg(**over):
     base = {"augment.enabled": False, "geometry.rot_prob": 1.0, "geometry.rot_jitter": 25.0,
             "geometry.flip_prob": 0.5, "geometry.scale_jitter": 0.3, "geometry.shift_jitter": 0.1}
@@ -41,8 +44,9 @@ def _random_affine(rng, scale):
     return lin
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("scale", [2.0, 0.8, 0.3])  # upsampling, mild and strong (antialiased) downsampling
-def test_warp_image_moves_a_dot_like_apply_affine(scale):
+def test_warp_image_moves_a_dot_like_apply_affine(scale, engine):
     rng = np.random.default_rng(int(scale * 10))
     for _ in range(5):
         h, w, out = 120, 140, 48
@@ -50,7 +54,7 @@ def test_warp_image_moves_a_dot_like_apply_affine(scale):
         lin = _random_affine(rng, scale)
         m = np.concatenate([lin, ((out - 1) / 2 - lin @ dot + rng.uniform(-5, 5, 2))[:, None]], axis=1)
         sigma = 1.5 if scale >= 0.5 else 5.0
-        warped = tf.warp_image(_dot_image(h, w, dot, sigma), m, out)
+        warped = tf.warp_image(_dot_image(h, w, dot, sigma), m, out, engine=engine)
         np.testing.assert_allclose(_centroid(warped), tf.apply_affine(m, dot), atol=0.15)
 
 
@@ -111,7 +115,8 @@ def test_augmented_3d_labels_project_onto_augmented_keypoints(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_keypoints_land_on_the_dots_in_the_augmented_crop(seed):
     """Draw a dot at each keypoint, run the full geometric augmentation, find the dot again."""
-    cfg = _cfg(**{"image_size": 64, "geometry.flip_prob": float(seed % 2), "geometry.scale_jitter": 0.2})
+    cfg = _cfg(**{"image_size": 64, "geometry.flip_prob": float(seed % 2), "geometry.scale_jitter": 0.2,
+                  "warp_engine": ENGINES[seed % len(ENGINES)]})
     ex = _complete(fx.make_example(seed))
     base = pipeline.prepare_example(ex, np.random.default_rng(100 + seed), cfg)
     kp_perm = np.arange(17)
@@ -136,9 +141,10 @@ def _plane(xy):
     return 2.0 + 0.01 * xy[..., 0] - 0.02 * xy[..., 1]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", range(3))
-def test_dense_maps_use_the_image_transform(seed):
-    cfg = _cfg(**{"geometry.flip_prob": float(seed % 2)})
+def test_dense_maps_use_the_image_transform(seed, engine):
+    cfg = _cfg(**{"geometry.flip_prob": float(seed % 2), "warp_engine": engine})
     ex = fx.make_example(seed)
     yy, xx = np.mgrid[0:96, 0:128].astype(np.float64)
     ex["depth"] = _plane(np.stack([xx, yy], -1)).astype(np.float32)   # a plane: bilinear warps it exactly
@@ -163,14 +169,15 @@ def test_dense_maps_use_the_image_transform(seed):
     assert not out["depth"][outside].any() and not out["mask"][outside].any()
 
 
-def test_depth_edges_never_blend_with_background():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_depth_edges_never_blend_with_background(engine):
     depth = np.zeros((40, 40), np.float32)
     depth[10:30, 12:28] = np.linspace(3.0, 3.5, 16, dtype=np.float32)[None]
     rng = np.random.default_rng(0)
     for _ in range(5):
         lin = _random_affine(rng, rng.uniform(0.5, 2.0))
         m = np.concatenate([lin, (15.5 - lin @ np.array([20.0, 20.0]))[:, None]], axis=1)
-        out = tf.warp_depth(depth, m, 32)
+        out = tf.warp_depth(depth, m, 32, engine=engine)
         nz = out[out > 0]
         assert nz.size > 20 and nz.min() >= 3.0 - 1e-5 and nz.max() <= 3.5 + 1e-5
 
@@ -236,11 +243,20 @@ def test_gaussian_heatmaps_against_direct_formula():
     np.testing.assert_allclose(out, ref, atol=1e-6)
 
 
-def test_crops_outside_the_frame_are_zero():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_crops_outside_the_frame_are_zero(engine):
     img = np.full((20, 30, 3), 200, np.uint8)
     m = tf.crop_transform((500.0, 500.0), 40.0, 16)   # far outside
-    assert not tf.warp_image(img, m, 16).any()
-    assert not tf.warp_dense(np.ones((20, 30), np.uint8), m, 16).any()
-    assert not tf.warp_depth(np.ones((20, 30), np.float32), m, 16).any()
-    half = tf.warp_image(img, tf.crop_transform((30.0, 10.0), 20.0, 20), 20)   # right half outside
+    assert not tf.warp_image(img, m, 16, engine=engine).any()
+    assert not tf.warp_dense(np.ones((20, 30), np.uint8), m, 16, engine=engine).any()
+    assert not tf.warp_depth(np.ones((20, 30), np.float32), m, 16, engine=engine).any()
+    half = tf.warp_image(img, tf.crop_transform((30.0, 10.0), 20.0, 20), 20, engine=engine)   # right half outside
     assert (half[:-1, :8] == 200).all() and not half[:, 11:].any()   # last row/col: half outside
+
+
+def test_unknown_or_missing_engine_is_a_clear_error():
+    with pytest.raises(ValueError, match="warp engine must be 'auto', 'pil' or 'cv2'"):
+        tf.resolve_engine("skimage")
+    if "cv2" not in ENGINES:
+        with pytest.raises(ImportError, match="needs opencv-python-headless"):
+            tf.resolve_engine("cv2")
