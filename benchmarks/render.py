@@ -252,6 +252,11 @@ def write_sample(path, v, f, labels, cam, light):
     colormaps.save_png(path, grid)
 
 
+def _relative(path):
+    p = pathlib.Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=40, help="images per engine and mesh")
@@ -273,7 +278,7 @@ def main(argv=None):
                 "open3d": make_engine_open3d, "embree": make_engine_embree}
     rows, results = [], {"load_average_at_start": [round(x, 2) for x in os.getloadavg()], "size": [args.size, args.size], "images": args.images, "cpu_pinned": not args.no_pin,
                          "machine": platform.processor() or platform.machine(), "numba_first_call": compile_info,
-                         "assets": args.assets, "meshes": {}, "engines": {}}
+                         "assets": _relative(args.assets), "meshes": {}, "engines": {}}
     for mesh_name, v_body, faces, labels in load_meshes(args.assets):
         views = posed_views(v_body, args.images)
         results["meshes"][mesh_name] = {"vertices": len(v_body), "faces": len(faces)}
