@@ -201,7 +201,7 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
 
     joint_perm = tables["joints"] if geo.flip else np.arange(cfg.num_joints)
     pose = tf.flip_pose(ex["pose"], joint_perm) if geo.flip else ex["pose"]
-    out["pose"] = tf.rotate_pose(pose, geo.rot_deg).astype(np.float32)
+    out["pose"] = (tf.rotate_pose(pose, geo.rot_deg) if ex["has_pose"] else pose).astype(np.float32)
     out["betas"] = ex["betas"].astype(np.float32)
     j3d, transl, transl_ok = tf.transform_3d(ex["joints3d"], ex["transl"], geo.rot_deg, geo.flip, joint_perm,
                                              has_joints3d=bool(ex["has_joints3d"]))
@@ -226,10 +226,10 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     out["mask"] = (tf.warp_dense(ex["mask"], to_dense, dense, engine=engine).astype(np.float32) if ex["has_mask"]
                    else zeros)
     if ex["has_part_seg"]:
-        seg = ex["part_seg"]
-        if geo.flip:
+        seg = tf.warp_dense(ex["part_seg"], to_dense, dense, engine=engine)
+        if geo.flip:  # nearest-neighbour warping commutes with relabelling: relabel the small map
             seg = tables["parts"][seg]
-        out["part_seg"] = tf.warp_dense(seg, to_dense, dense, engine=engine).astype(np.int32)
+        out["part_seg"] = seg.astype(np.int32)
     else:
         out["part_seg"] = np.zeros((dense, dense), np.int32)
 
