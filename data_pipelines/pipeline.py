@@ -54,7 +54,8 @@ from data_pipelines import heatmaps as heatmaps_lib
 from data_pipelines import schema
 from data_pipelines import transforms as tf
 
-__all__ = ["default_config", "BadRecordError", "prepare_example", "flip_tables", "blank_example", "load_record", "make_train_dataset",
+__all__ = ["default_config", "BadRecordError", "prepare_example", "flip_tables", "blank_example", "load_record",
+           "make_train_dataset",
            "make_train_iterator", "make_eval_dataset", "make_eval_iterator", "build_train_dataset",
            "open_tfds_source", "num_skipped"]
 
@@ -126,7 +127,8 @@ def load_record(source, index: int, cfg) -> dict:
     try:
         record = source[index]
     except Exception as err:  # a corrupt file in a tfds source fails while decoding inside __getitem__
-        raise BadRecordError(f"record {index}: reading it from the source failed ({type(err).__name__}: {err})") from err
+        raise BadRecordError(f"record {index}: reading it from the source failed "
+                             f"({type(err).__name__}: {err})") from err
     try:
         valid = schema.validate_example(record, index, num_joints=cfg.num_joints, num_betas=cfg.num_betas)
         return schema.complete_example(valid, num_joints=cfg.num_joints, num_betas=cfg.num_betas,
@@ -214,7 +216,7 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     out["princpt"] = ex["princpt"]
     f = float(ex["focal_length"][0])
     w, h = (float(v) for v in ex["image_size"])
-    out["cliff_bbox"] = np.asarray([center[0] - w / 2, center[1] - h / 2, side], np.float64).astype(np.float32) / np.float32(f)
+    out["cliff_bbox"] = (np.asarray([center[0] - w / 2, center[1] - h / 2, side], np.float64) / f).astype(np.float32)
     out["crop_transform"] = crop.astype(np.float32)
     out["frame_transform"] = frame.astype(np.float32)
 

@@ -156,8 +156,9 @@ def validate_example(ex, record_id, *, num_joints: int | None = None, num_betas:
         raise SchemaError(f"record {record_id}: missing required field(s) {missing} (has {sorted(ex.keys())})")
     ex = dict(ex)
     image = ex["image"]
-    if isinstance(image, (bytes, bytearray, np.bytes_)) or (
-            isinstance(image, np.ndarray) and (image.dtype.kind in "SO" or (image.ndim == 1 and image.dtype == np.uint8))):
+    encoded_array = isinstance(image, np.ndarray) and (image.dtype.kind in "SO" or
+                                                       (image.ndim == 1 and image.dtype == np.uint8))
+    if isinstance(image, (bytes, bytearray, np.bytes_)) or encoded_array:
         if isinstance(image, np.ndarray) and image.dtype.kind == "O":
             image = image.item()
         ex["image"] = decode_image(image, record_id)

@@ -3,7 +3,8 @@
 Owns the geometric half of augmentation (numpy, per example, no JAX): sampling the jitter
 (`sample_geometry`), the affine matrices (`frame_transform`, `crop_transform`, `compose`), warping
 images and dense maps (`warp_image`, `warp_dense`, `warp_depth`), transforming points
-(`apply_affine`; engines PIL or, when installed, OpenCV: `resolve_engine`), and making 3D labels consistent (`flip_pose`, `rotate_pose`, `transform_3d`,
+(`apply_affine`; engines PIL or, when installed, OpenCV: `resolve_engine`), and making 3D labels
+consistent (`flip_pose`, `rotate_pose`, `transform_3d`,
 `flip_part_labels`).
 
 Geometry (pixel convention of `hmrjax.render`: integer coordinates are pixel centres)
@@ -33,7 +34,8 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 __all__ = ["Geometry", "sample_geometry", "frame_transform", "crop_transform", "dense_transform", "compose",
-           "invert", "apply_affine", "resolve_engine", "warp_image", "warp_dense", "warp_depth", "flip_pose", "rotate_pose",
+           "invert", "apply_affine", "resolve_engine", "warp_image", "warp_dense", "warp_depth", "flip_pose",
+           "rotate_pose",
            "transform_3d", "flip_part_labels", "part_flip_table"]
 
 

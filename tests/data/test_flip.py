@@ -85,7 +85,7 @@ def _anny_lite():
     import hmrjax.body
     assets = pathlib.Path(hmrjax.body.__file__).parent / "assets"
     if not (assets / "anny_lite.npz").exists():
-        pytest.skip("anny_lite asset not shipped yet (hmrjax/body/assets/anny_lite.npz); the symmetric body covers flip")
+        pytest.skip("anny_lite asset missing (hmrjax/body/assets/anny_lite.npz); the symmetric body covers flip")
     return hmrjax.body.load("anny_lite")
 
 
