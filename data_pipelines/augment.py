@@ -105,18 +105,22 @@ def photometric(img: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
         c = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
         s = 1.0 + rng.uniform(-cfg.saturation, cfg.saturation)
         hue = rng.uniform(-cfg.hue, cfg.hue)
-        x = img.astype(np.float32)
-        mean_gray = float(x.reshape(-1, 3).mean(0) @ _GRAY)
+        # contrast reference: mean gray level over every 4th row/column (1/16 of the pixels, ~10x cheaper)
+        mean_gray = float(img[::4, ::4].reshape(-1, 3).mean(0) @ _GRAY)
         a, off = color_matrix(b, c, s, hue, mean_gray)
-        x = x @ a.T.astype(np.float32) + off.astype(np.float32)
-        img = np.clip(x + 0.5, 0, 255).astype(np.uint8)
+        x = img.astype(np.float32) @ a.T.astype(np.float32)
+        x += (off + 0.5).astype(np.float32)  # + 0.5: the uint8 cast below then rounds
+        img = np.clip(x, 0, 255, out=x).astype(np.uint8)
     if cfg.blur_prob > 0 and rng.random() < cfg.blur_prob:
         sigma = rng.uniform(*cfg.blur_sigma)
         img = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(radius=float(sigma))))
     if cfg.noise_prob > 0 and rng.random() < cfg.noise_prob:
         std = rng.uniform(*cfg.noise_std)
-        noise = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(std)
-        img = np.clip(img.astype(np.float32) + noise + 0.5, 0, 255).astype(np.uint8)
+        x = rng.standard_normal(img.shape, dtype=np.float32)
+        x *= np.float32(std)
+        x += img
+        x += np.float32(0.5)
+        img = np.clip(x, 0, 255, out=x).astype(np.uint8)
     if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:
         img = jpeg_recompress(img, int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
     return img
