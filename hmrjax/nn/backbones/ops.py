@@ -36,6 +36,8 @@ def batch_norm(train: bool, frozen: bool, *, name: str | None = None, dtype: Dty
     """torch `BatchNorm2d` defaults (eps 1e-5, momentum 0.1 == flax momentum 0.9).
 
     `frozen=True` always normalises with the running statistics (and never updates them).
+    One known difference in train mode: flax updates `var` with the biased batch variance, torch with the
+    unbiased one (factor n / (n - 1), n = B * H * W); normalisation itself is identical.
     """
     return nn.BatchNorm(use_running_average=(not train) or frozen, momentum=0.9, epsilon=1e-5,
                         dtype=dtype, param_dtype=jnp.float32, name=name,
