@@ -1,0 +1,66 @@
+"""Datasets for hmrjax: the example schema (`schema`), the grain input pipeline (`pipeline`, `transforms`,
+`augment`, `heatmaps`) and tfds builders (`synthetic/`: the default `synthetic_humans`).
+
+The trainer and evaluator call
+    ds = data_pipelines.build_train_dataset(config, process_index, process_count)   # grain.IterDataset
+    ev = data_pipelines.build_eval_dataset(config, split, process_index, process_count)
+which open `config.data.name` (a tfds name such as "synthetic_humans/tiny") in `config.data.data_dir` as a
+random-access ArrayRecord data source (no TensorFlow) and hand it to `pipeline.make_train_dataset` /
+`make_eval_dataset`. A missing `synthetic_humans/tiny` is built on the spot (seconds); larger synthetic
+configs must be built first with `hmrjax data synth --config small --data-dir DIR`.
+Importing this package is cheap: tfds, grain and the renderer load on first use.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+__all__ = ["open_source", "build_train_dataset", "build_eval_dataset"]
+
+_LOG = logging.getLogger(__name__)
+_AUTO_BUILD = ("tiny",)
+
+
+def _split_name(name: str):
+    base, _, cfg = name.partition("/")
+    return base, cfg
+
+
+def open_source(name: str, split: str, data_dir: str = ""):
+    """A tfds random-access data source of `name` ("dataset" or "dataset/config") / `split` in `data_dir`
+    ("": tfds's default folder). For `synthetic_humans` the builder is registered first, and a missing
+    `tiny` build is generated (other configs raise FileNotFoundError naming the build command)."""
+    import tensorflow_datasets as tfds
+    base, cfg = _split_name(name)
+    if base == "synthetic_humans":
+        from data_pipelines.synthetic import builder as synth
+        cfg = cfg or "tiny"
+        root = data_dir or os.fspath(tfds.core.constants.DATA_DIR)
+        path = synth.dataset_path(cfg, root)
+        if not (path / "dataset_info.json").exists():
+            if cfg not in _AUTO_BUILD:
+                raise FileNotFoundError(
+                    f"synthetic_humans/{cfg} is not built in {root}; run `hmrjax data synth --config {cfg} "
+                    f"--data-dir {root}` first")
+            _LOG.warning("synthetic_humans/%s is not built in %s: building it now", cfg, root)
+            synth.build(cfg, root, num_workers=min(os.cpu_count() or 1, 4))
+        return tfds.builder_from_directory(os.fspath(path)).as_data_source(split)
+    return tfds.data_source(name, split=split, data_dir=data_dir or None)
+
+
+def build_train_dataset(config, process_index: int, process_count: int):
+    """The trainer's hook: shuffled, augmented per-process batches of `config.data.train_split`
+    (`pipeline.make_train_dataset`, seed `config.seed`)."""
+    from data_pipelines import pipeline
+    source = open_source(config.data.name, config.data.train_split, config.data.data_dir)
+    return pipeline.make_train_dataset(source, config, seed=int(config.seed), process_index=process_index,
+                                       process_count=process_count)
+
+
+def build_eval_dataset(config, split: str | None = None, process_index: int = 0, process_count: int = 1,
+                       batch_size: int | None = None):
+    """One ordered, padded pass over `split` (default `config.data.eval_split`; `pipeline.make_eval_dataset`)."""
+    from data_pipelines import pipeline
+    source = open_source(config.data.name, split or config.data.eval_split, config.data.data_dir)
+    return pipeline.make_eval_dataset(source, config, process_index=process_index, process_count=process_count,
+                                      batch_size=batch_size)
