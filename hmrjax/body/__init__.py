@@ -124,8 +124,12 @@ def from_arrays(arrays: dict, where: str = "<arrays>", num_betas: int = 10, num_
         lmk_ids = _StaticArray(faces[a["lmk_faces_idx"]])
         lmk_bary = a["lmk_bary_coords"]
 
+    # Keypoint regressors shipped inside the model file (e.g. the Anny asset's `coco17_regressor`) are
+    # extras by default, under the name without the suffix; user-given regressors override them.
+    shipped = {k[: -len("_regressor")]: arrays[k] for k in arrays
+               if k.endswith("_regressor") and k != "J_regressor" and arrays[k] is not None}
     extras = {}
-    for name, reg in (extra_regressors or {}).items():
+    for name, reg in {**shipped, **(extra_regressors or {})}.items():
         if isinstance(reg, (str, os.PathLike)):
             reg = io.load_regressor(reg, nv, name)
         reg = np.asarray(reg, dtype=np.float64)

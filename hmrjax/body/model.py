@@ -195,6 +195,11 @@ class BodyModel:
         return self._arrays["basis"][:, self._static.num_betas + self._static.num_expression:]
 
     @property
+    def extra_regressors(self) -> dict:
+        """name -> [K, V] vertex regressors (the file's own, e.g. 'coco17', and the user's `extra_regressors`)."""
+        return dict(self._arrays["extra_regressors"])
+
+    @property
     def num_joints(self) -> int:
         return len(self._static.parents)
 

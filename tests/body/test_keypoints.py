@@ -155,3 +155,14 @@ def test_model_file_path_is_accepted(tmp_path, smpl_arrays):
     np.savez(path, **smpl_arrays)
     np.testing.assert_array_equal(keypoints.keypoint_regressor(str(path)), keypoints.keypoint_regressor(smpl_arrays))
     np.testing.assert_array_equal(parts.part_labels(path, "smplx22"), parts.part_labels(smpl_arrays, "smplx22"))
+
+
+def test_loaded_anny_carries_its_shipped_coco17_regressor():
+    import hmrjax
+
+    body = hmrjax.body.load("anny_lite")
+    shipped = np.load(hmrjax.body.io.resolve_model_path("anny_lite"))["coco17_regressor"]
+    np.testing.assert_allclose(keypoints.keypoint_regressor(body), shipped, rtol=1e-6)
+    out = body(pose=np.zeros((1, 24, 3), np.float32), betas=np.zeros((1, 10), np.float32))
+    np.testing.assert_allclose(np.asarray(out.joints_extra["coco17"][0]),
+                               shipped @ np.asarray(out.vertices[0], np.float64), atol=1e-5)
