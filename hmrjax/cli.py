@@ -3,6 +3,10 @@
 Subcommands:
   hmrjax train --config configs/M.py:VARIANT --workdir W [--config.key=value ...]
                                                    train (resumes from W's last checkpoint)
+  hmrjax data synth --config tiny|small|large --data-dir DIR [--workers N]
+                                                   render the synthetic_humans dataset (resumable)
+  hmrjax data sheet --data-dir DIR [--config tiny] [--split test] --out sheet.png
+                                                   contact sheet: images, keypoints, parts, depth
   hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
   hmrjax body convert SRC DST.npz                  official SMPL/SMPL-H/SMPL-X/MANO file -> clean .npz
   hmrjax body info MODEL                           print a model's sizes and joint names
@@ -24,6 +28,20 @@ def _cmd_train(args, extra):
     if rest:
         raise ValueError(f"unrecognised arguments: {' '.join(rest)}")
     train_and_evaluate(config, args.workdir)
+
+
+def _cmd_data_synth(args):
+    from data_pipelines import synthetic
+
+    path = synthetic.build(args.config, args.data_dir, num_workers=args.workers)
+    print(f"synthetic_humans/{args.config} ready in {path}")
+
+
+def _cmd_data_sheet(args):
+    from data_pipelines import synthetic
+
+    out = synthetic.contact_sheet(args.data_dir, args.split, args.out, config=args.config, num=args.num)
+    print(f"wrote {out}")
 
 
 def _cmd_demo(args):
@@ -77,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=512)
     p.set_defaults(func=_cmd_demo)
+
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synth", help="build the synthetic_humans dataset (tfds, ArrayRecord)")
+    p.add_argument("--config", default="tiny", help="tiny | small | large")
+    p.add_argument("--data-dir", required=True, help="tfds data folder")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.set_defaults(func=_cmd_data_synth)
+    p = data.add_parser("sheet", help="write a contact-sheet PNG of dataset examples")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--config", default="tiny")
+    p.add_argument("--split", default="test")
+    p.add_argument("--num", type=int, default=12)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_data_sheet)
 
     body = sub.add_parser("body", help="body-model files").add_subparsers(dest="body_command", required=True)
     p = body.add_parser("convert", help="convert an official model file into a clean, pickle-free .npz")
