@@ -6,12 +6,11 @@
 
 Modules: `poses` (pose prior: joint limits, families, self-intersection check), `scene` (split styles,
 camera, appearance, backgrounds, occluders, blur), `pseudo_depth`, `lbs` (numpy body model),
-`render_example` (one example with its ground truth and the frame conventions), `builder` (configs, tfds
+`render_example` (`render_example.render_example(seed, split, index)`: one example with its ground truth,
+and the frame conventions), `builder` (configs, tfds
 builder, parallel build), `contact_sheet` (a PNG to look at).
 """
 from data_pipelines.synthetic.builder import CONFIGS, SPLITS, SynthConfig, SyntheticHumans, build, dataset_path
 from data_pipelines.synthetic.contact_sheet import contact_sheet
-from data_pipelines.synthetic.render_example import render_example
 
-__all__ = ["CONFIGS", "SPLITS", "SynthConfig", "SyntheticHumans", "build", "contact_sheet", "dataset_path",
-           "render_example"]
+__all__ = ["CONFIGS", "SPLITS", "SynthConfig", "SyntheticHumans", "build", "contact_sheet", "dataset_path"]

@@ -84,12 +84,19 @@ CONFIGS = {
 }
 
 
+_CUSTOM: dict = {}  # SynthConfigs passed to `build` by value (tests, experiments), by name
+
+
 def _config(name_or_config) -> SynthConfig:
     if isinstance(name_or_config, SynthConfig):
+        if name_or_config.name in CONFIGS and CONFIGS[name_or_config.name] != name_or_config:
+            raise ValueError(f"a custom SynthConfig may not reuse the built-in name {name_or_config.name!r}")
+        _CUSTOM[name_or_config.name] = name_or_config
         return name_or_config
-    if name_or_config not in CONFIGS:
+    cfg = CONFIGS.get(name_or_config) or _CUSTOM.get(name_or_config)
+    if cfg is None:
         raise ValueError(f"unknown synthetic_humans config {name_or_config!r}; choose from {sorted(CONFIGS)}")
-    return CONFIGS[name_or_config]
+    return cfg
 
 
 def features(config):
@@ -194,6 +201,7 @@ def _render_shard_star(args):
 def build(config_name, data_dir, num_workers: int | None = None, progress: bool = True) -> pathlib.Path:
     """Builds (or reuses, or resumes) `synthetic_humans/<config_name>` under `data_dir`; returns its folder.
 
+    config_name: 'tiny' | 'small' | 'large', or a `SynthConfig` (a custom size, e.g. in tests).
     num_workers: worker processes (None: os.cpu_count(); 0: render in this process). Workers are started
     with 'spawn' (safe when the caller has JAX threads running; as always with spawn, a calling script needs
     an `if __name__ == "__main__":` guard). A tqdm bar counts examples.
@@ -257,7 +265,8 @@ def build(config_name, data_dir, num_workers: int | None = None, progress: bool 
 
 def _write_metadata(cfg: SynthConfig, data_dir, work: pathlib.Path, tasks):
     """dataset_info.json + features.json in tfds's format, written through tfds's own DatasetInfo."""
-    builder = SyntheticHumans(config=cfg.name, data_dir=os.fspath(data_dir), file_format="array_record")
+    bcfg = cfg.name if cfg.name in CONFIGS else tfds.core.BuilderConfig(name=cfg.name, description=cfg.description)
+    builder = SyntheticHumans(config=bcfg, data_dir=os.fspath(data_dir), file_format="array_record")
     infos = []
     for split, _ in cfg.splits:
         mine = sorted((t for t in tasks if t[0] == split), key=lambda t: t[1])
@@ -290,11 +299,11 @@ class SyntheticHumans(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        cfg = CONFIGS[self.builder_config.name]
+        cfg = _config(self.builder_config.name)
         return {split: self._generate_examples(split) for split, _ in cfg.splits}
 
     def _generate_examples(self, split):
-        cfg = CONFIGS[self.builder_config.name]
+        cfg = _config(self.builder_config.name)
         body = render_lib.get_body(cfg.body, cfg.num_betas)
         for i in range(cfg.split_sizes[split]):
             ex = render_lib.render_example(cfg.seed, split, i, cfg.image_size, body=body)
