@@ -68,7 +68,15 @@ class SynthConfig:
         d["splits"] = [list(s) for s in self.splits]
         d["image_size"] = list(self.image_size)
         d["generator_version"] = GENERATOR_VERSION
+        d["body_sha256"] = _file_sha256(self.body)
         return d
+
+
+def _file_sha256(body: str) -> str:
+    """sha256 of the body-model file (a changed asset changes every example, so it is part of the settings)."""
+    import hashlib
+    from hmrjax.body import io as body_io
+    return hashlib.sha256(body_io.resolve_model_path(body).read_bytes()).hexdigest()
 
 
 CONFIGS = {
@@ -239,8 +247,7 @@ def build(config_name, data_dir, num_workers: int | None = None, progress: bool 
     workers = os.cpu_count() if num_workers is None else int(num_workers)
     t0, cpu = time.time(), 0.0
     bar = tqdm(total=total, initial=done, desc=f"synthetic_humans/{cfg.name}", unit="ex", disable=not progress)
-    init_args = (cfg.fingerprint(),)
-    init_args[0].pop("generator_version")
+    init_args = ({k: v for k, v in fp.items() if k not in ("generator_version", "body_sha256")},)
     if workers <= 0 or len(todo) <= 1:
         _worker_init(*init_args)
         for t in todo:
