@@ -13,6 +13,7 @@ from hmrjax.methods.base import Method, Prediction, split_variables
 # name -> "module:Class". Later: "dpose", "prob_hmr", "d2a_hmr", "hmdiff".
 _REGISTRY = {
     "toy": "hmrjax.methods.toy:ToyMethod",
+    "dpose": "hmrjax.methods.dpose:DPoSE",
 }
 
 __all__ = ["Method", "Prediction", "split_variables", "register", "registered", "get_method_class", "create"]

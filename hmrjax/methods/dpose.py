@@ -1,0 +1,258 @@
+"""D-PoSE (Vasilikopoulos, Drosakis, Argyros): depth and part segmentation as intermediate representations.
+
+Owns `DPoSENet` (the network) and `DPoSE` (the Method: init / loss / predict). Building blocks come from
+`hmrjax.nn` (HRNet backbone, `UNetDecoder`, `MultiLinear`, `part_soft_attention`) and the loss terms from
+`hmrjax.losses`.
+
+Network (paper):
+  image [B, S, S, 3] -> HRNet -> 4 branches + 720-ch concat at S/4 (W48)
+  depth decoder (U-Net, 1 ch) -> relative depth [B, S/4, S/4] and its last features (48 ch, W48)
+  part decoder (U-Net, 1 + 22 ch) -> part logits [B, S/4, S/4, 23] (0 = background, 1..22 = smplx22 parts)
+  part attention (PARE): softmax over pixels of each of the 22 part maps, pooled concat features -> [B, 22, 720]
+  each part feature += [CLIFF bbox features (3), global-average-pooled depth features (48)]
+  pose: per joint j, a MultiLinear head (one dense layer per joint) reads the feature of its part p(j) and the
+    initial 6D rotation -> hidden (32) -> ReLU -> MultiLinear -> 6D residual (ReFit-style, as the authors' code)
+  shape / camera: flattened part features + initial value -> Dense(32) -> ReLU -> Dense(K | 3) residual.
+Parts -> joints: D-PoSE regresses the 22 SMPL-X body joints, one per part. With a 24-joint (SMPL-layout)
+body, joint j reads part `SMPL24_TO_SMPLX22[j]` (the hands, joints 22/23, read their wrist parts) and all 24
+joints are predicted (each with its own head). With a SMPL-X / SMPL-H body the 22 body joints are predicted
+and the remaining joints (jaw, eyes, fingers) are the identity.
+Camera: (s, tx, ty) weak perspective of the crop -> CLIFF full-frame translation
+(`geometry.camera.cliff_crop_cam_to_full_translation`); initial (0.9, 0, 0).
+Initial pose: identity rotations, root diag(1, -1, -1) (an upright person facing the camera in the OpenCV
+camera frame; the synthetic data's root rotation is camera-frame).
+
+Depth target (`losses.relative_depth_target`): from the batch's metric `depth` and `mask` at the dense size,
+person pixels min-max normalised to [0.1, 1.0] (near -> 0.1), background 0. The depth loss is computed on
+the person foreground (`config.loss.depth_region`; 'all' for the whole crop).
+Frames: pose[0] and the predicted root rotation are camera-frame; 3D losses compare the model output before
+translation (joints pelvis-centred, vertices at the model origin); `predict` adds the CLIFF translation.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hmrjax import losses
+from hmrjax.geometry import camera as cam_lib
+from hmrjax.geometry import rotations
+from hmrjax.methods.base import Method, Prediction
+from hmrjax.nn import backbones
+from hmrjax.nn.decoders import UNetDecoder
+from hmrjax.nn.heads import MultiLinear, part_soft_attention
+
+__all__ = ["DPoSENet", "DPoSE", "joint_to_part_table", "part_label_table"]
+
+NUM_PARTS = 22  # SMPL-X body parts (hmrjax.body.parts 'smplx22')
+
+# Small final-layer init as in HMR/SPIN's decpose/decshape/deccam (xavier_uniform, gain 0.01).
+_small_init = nn.initializers.variance_scaling(1e-4, "fan_avg", "uniform")
+_small_multi_init = nn.initializers.variance_scaling(1e-4, "fan_avg", "uniform", in_axis=-2, out_axis=-1,
+                                                     batch_axis=(0,))
+
+
+def joint_to_part_table(num_body_joints: int) -> np.ndarray:
+    """Part index (0..21) each predicted joint reads, for a body with `num_body_joints` joints.
+
+    24 (SMPL layout): all 24 joints, via `parts.SMPL24_TO_SMPLX22`; 22, 52 (SMPL-H), 55 (SMPL-X): the 22 body
+    joints, one per part.
+    """
+    from hmrjax.body import parts
+    if num_body_joints == 24:
+        return np.asarray(parts.SMPL24_TO_SMPLX22, np.int32)
+    if num_body_joints in (22, 52, 55):
+        return np.arange(NUM_PARTS, dtype=np.int32)
+    raise ValueError(f"D-PoSE: no joint -> part grouping for a body with {num_body_joints} joints "
+                     f"(supported: 24 SMPL layout, 22 / 52 / 55 SMPL-X / SMPL-H)")
+
+
+def part_label_table(scheme: str) -> np.ndarray:
+    """Maps the dataset's part labels (0 = background, 1..P) to D-PoSE's 0..22 classes (smplx22 + 1)."""
+    from hmrjax.body import parts
+    if scheme == "smplx22":
+        return np.arange(NUM_PARTS + 1, dtype=np.int32)
+    if scheme == "smpl24":
+        return np.concatenate([[0], np.asarray(parts.SMPL24_TO_SMPLX22) + 1]).astype(np.int32)
+    raise ValueError(f"D-PoSE: config.data.part_scheme={scheme!r} not supported (smpl24 | smplx22)")
+
+
+class DPoSENet(nn.Module):
+    """image [B, S, S, 3], cliff_bbox [B, 3] -> dict of predictions (see `__call__`)."""
+
+    backbone: str = "hrnet_w48"
+    joint_to_part: Sequence[int] = tuple(range(NUM_PARTS))
+    num_betas: int = 10
+    use_depth: bool = True
+    decoder_blocks: int = 4
+    hidden_dim: int = 32
+    init_pose6d: Sequence[float] = ()   # [J * 6]; empty: identity rotations
+    init_cam: Sequence[float] = (0.9, 0.0, 0.0)
+    frozen_bn: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, image, cliff_bbox, train: bool = False):
+        """Returns {'rotmat' [B, J, 3, 3], 'pose6d' [B, J, 6], 'betas' [B, K], 'cam' [B, 3] (s, tx, ty),
+        'part_logits' [B, S/4, S/4, 23], and 'depth' [B, S/4, S/4] when use_depth}."""
+        b = image.shape[0]
+        if self.backbone not in backbones.HRNET_CONFIGS:
+            raise ValueError(f"D-PoSE: config.model.backbone={self.backbone!r} must be an HRNet "
+                             f"({sorted(backbones.HRNET_CONFIGS)}): the decoders read its four branches")
+        enc = backbones.HRNet(**backbones.HRNET_CONFIGS[self.backbone], frozen_bn=self.frozen_bn, dtype=self.dtype,
+                              name="backbone")(image, train)
+        branches, concat = enc["branches"], enc["concat"]
+        out = {}
+        seg, _ = UNetDecoder(NUM_PARTS + 1, self.decoder_blocks, self.frozen_bn, self.dtype,
+                             name="part_decoder")(branches, train)
+        out["part_logits"] = seg
+        feats = part_soft_attention(concat, seg[..., 1:].astype(concat.dtype))     # [B, 22, C]
+        extra = [jnp.asarray(cliff_bbox, feats.dtype)]
+        if self.use_depth:
+            depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, self.dtype,
+                                             name="depth_decoder")(branches, train)
+            out["depth"] = depth[..., 0]
+            extra.append(jnp.mean(depth_feats, axis=(1, 2)))
+        extra = jnp.concatenate(extra, axis=-1)
+        feats = jnp.concatenate([feats, jnp.broadcast_to(extra[:, None], (b, NUM_PARTS, extra.shape[-1]))], -1)
+        feats = feats.astype(jnp.float32)
+
+        jp = np.asarray(self.joint_to_part, np.int32)
+        nj = len(jp)
+        init6 = (np.asarray(self.init_pose6d, np.float32).reshape(nj, 6) if len(self.init_pose6d)
+                 else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), (nj, 1)))
+        init6 = jnp.broadcast_to(jnp.asarray(init6), (b, nj, 6))
+        h = jnp.concatenate([feats[:, jp], init6], axis=-1)
+        h = nn.relu(MultiLinear(nj, self.hidden_dim, name="pose_hidden")(h))
+        pose6d = init6 + MultiLinear(nj, 6, kernel_init=_small_multi_init, name="pose_out")(h)
+
+        flat = feats.reshape(b, -1)
+        init_betas = jnp.zeros((b, self.num_betas), jnp.float32)
+        hs = nn.relu(nn.Dense(self.hidden_dim, name="shape_hidden")(jnp.concatenate([flat, init_betas], -1)))
+        betas = init_betas + nn.Dense(self.num_betas, kernel_init=_small_init, name="shape_out")(hs)
+        init_cam = jnp.broadcast_to(jnp.asarray(self.init_cam, jnp.float32), (b, 3))
+        hc = nn.relu(nn.Dense(self.hidden_dim, name="cam_hidden")(jnp.concatenate([flat, init_cam], -1)))
+        cam = init_cam + nn.Dense(3, kernel_init=_small_init, name="cam_out")(hc)
+
+        out.update(pose6d=pose6d, rotmat=rotations.rot6d_to_matrix(pose6d), betas=betas, cam=cam)
+        return out
+
+
+def _root_init6d(num_joints: int) -> tuple:
+    rot = np.tile(np.eye(3, dtype=np.float32), (num_joints, 1, 1))
+    rot[0] = np.diag([1.0, -1.0, -1.0])
+    return tuple(np.asarray(rotations.matrix_to_rot6d(jnp.asarray(rot))).reshape(-1).tolist())
+
+
+class DPoSE(Method):
+    """The D-PoSE method. Reads `config.model`, `config.loss`, `config.data` (see configs/dpose.py)."""
+
+    def __init__(self, config, body=None):
+        super().__init__(config)
+        from hmrjax import body as body_lib
+        m = config.model
+        self.body = body if body is not None else body_lib.load(m.body, num_betas=int(m.num_betas))
+        self.joint_to_part = joint_to_part_table(self.body.num_joints)
+        self.num_pred = len(self.joint_to_part)
+        self.part_labels = jnp.asarray(part_label_table(config.data.part_scheme))
+        self.use_depth = bool(m.use_depth)
+        self.model = DPoSENet(backbone=m.backbone, joint_to_part=tuple(int(i) for i in self.joint_to_part),
+                              num_betas=int(m.num_betas), use_depth=self.use_depth,
+                              decoder_blocks=int(m.decoder_blocks), hidden_dim=int(m.hidden_dim),
+                              init_pose6d=_root_init6d(self.num_pred), init_cam=tuple(m.init_cam),
+                              frozen_bn=bool(m.get("frozen_bn", False)),
+                              dtype=jnp.dtype(config.get("compute_dtype", "float32")))
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def init(self, rng, batch):
+        return self.model.init(rng, batch["img"], batch["cliff_bbox"], train=False)
+
+    def _full_pose(self, rotmat):
+        """[B, Jp, 3, 3] predicted joints -> [B, J_body, 3, 3] (identity for joints not predicted)."""
+        extra = self.body.num_joints - rotmat.shape[1]
+        if extra == 0:
+            return rotmat
+        eye = jnp.broadcast_to(jnp.eye(3, dtype=rotmat.dtype), (rotmat.shape[0], extra, 3, 3))
+        return jnp.concatenate([rotmat, eye], axis=1)
+
+    def _forward_body(self, out, batch):
+        """Posed body (no translation), CLIFF translation [B, 3] and projected COCO-17 pixels [B, 17, 2]."""
+        body_out = self.body(pose=self._full_pose(out["rotmat"]), betas=out["betas"])
+        focal = batch["focal_length"]
+        transl = cam_lib.cliff_crop_cam_to_full_translation(out["cam"], batch["bbox_center"], batch["bbox_scale"],
+                                                            batch["image_size"], focal[:, 0])
+        kp3d = body_out.joints_extra["coco17"] + transl[:, None]
+        kp2d = cam_lib.perspective_projection(kp3d, focal, batch["princpt"])
+        return body_out, transl, kp2d
+
+    # --------------------------------------------------------------------------------------------- loss
+    def loss(self, params, state, batch, rng):
+        """Weighted sum of the paper's terms (lambda1..lambda8 in `config.loss`); metrics hold every term."""
+        del rng
+        lw = self.config.loss
+        out, updates = self.model.apply({"params": params, **state}, batch["img"], batch["cliff_bbox"],
+                                        train=True, mutable=["batch_stats"])
+        valid = batch.get("valid", jnp.ones(batch["img"].shape[0], jnp.float32))
+        has = lambda k: batch[f"has_{k}"] * valid
+        body_out, _, kp2d = self._forward_body(out, batch)
+        jp = self.num_pred
+        terms = {}
+
+        # dense maps at the data's dense size
+        dense = batch["part_seg"].shape[1:3]
+        seg = out["part_logits"]
+        if seg.shape[1:3] != dense:
+            seg = jax.image.resize(seg, seg.shape[:1] + tuple(dense) + seg.shape[3:], "bilinear")
+        labels = self.part_labels[batch["part_seg"].astype(jnp.int32)]
+        terms["part_seg_ce"] = losses.part_seg_cross_entropy(seg, labels, has("part_seg"))
+        if self.use_depth:
+            depth = out["depth"]
+            if depth.shape[1:3] != dense:
+                depth = jax.image.resize(depth, depth.shape[:1] + tuple(dense), "bilinear")
+            target, fg = losses.relative_depth_target(batch["depth"], batch["mask"])
+            region = fg if lw.depth_region == "foreground" else None
+            w = has("depth")
+            terms["depth_l1"] = losses.depth_l1_loss(depth, target, region, w)
+            terms["depth_ssim"] = losses.depth_ssim_loss(depth, target, region, w, 1.0, int(lw.ssim_window),
+                                                         float(lw.ssim_sigma))
+
+        gt_rot = rotations.axis_angle_to_matrix(batch["pose"][:, :jp])
+        first = 0 if lw.pose_include_root else 1
+        terms["pose_mse"] = losses.rotation_matrix_mse(out["rotmat"][:, first:jp], gt_rot[:, first:], has("pose"))
+        nb = out["betas"].shape[-1]
+        terms["betas_mse"] = losses.betas_mse(out["betas"], batch["betas"][:, :nb], has("betas"))
+        pj = body_out.joints[:, :jp]
+        gj = batch["joints3d"][:, :jp]
+        terms["joints3d_mse"] = losses.joints3d_mse(pj - pj[:, :1], gj - gj[:, :1], has("joints3d"))
+        gt_body = self.body(pose=batch["pose"], betas=batch["betas"][:, :nb])
+        terms["vertices_l1"] = losses.vertices_l1(body_out.vertices, jax.lax.stop_gradient(gt_body.vertices),
+                                                  has("pose") * has("betas"))
+        kp = batch["keypoints2d_full"]
+        terms["keypoints2d_mse"] = losses.keypoints2d_full_frame_mse(kp2d, kp[..., :2], kp[..., 2],
+                                                                     batch["image_size"], batch["bbox_scale"],
+                                                                     has("keypoints2d"))
+        weights = {"depth_l1": lw.lambda1, "depth_ssim": lw.lambda2, "part_seg_ce": lw.lambda3,
+                   "pose_mse": lw.lambda4, "betas_mse": lw.lambda5, "joints3d_mse": lw.lambda6,
+                   "vertices_l1": lw.lambda7, "keypoints2d_mse": lw.lambda8}
+        total = sum(float(weights[k]) * v for k, v in terms.items())
+        metrics = dict(terms)
+        metrics["loss"] = total
+        err = jnp.linalg.norm((pj - pj[:, :1]) - (gj - gj[:, :1]), axis=-1).mean(-1)
+        metrics["mpjpe_mm"] = 1000.0 * losses.masked_mean(err, has("joints3d"))
+        return total, (metrics, dict(updates))
+
+    # ------------------------------------------------------------------------------------------ predict
+    def predict(self, variables, batch, rng, num_samples=1):
+        """Camera-frame mesh and joints (CLIFF translation added), pose matrices, betas, crop cam (s, tx, ty),
+        relative depth [B, S/4, S/4] (0.1..1 on the person, not metres) and part logits [B, S/4, S/4, 23]."""
+        del rng
+        out = self.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+        body_out, transl, _ = self._forward_body(out, batch)
+        rep = lambda x: jnp.repeat(x[:, None], num_samples, axis=1)
+        return Prediction(vertices=rep(body_out.vertices + transl[:, None]),
+                          joints=rep(body_out.joints + transl[:, None]),
+                          pose=rep(self._full_pose(out["rotmat"])), betas=rep(out["betas"]), cam=rep(out["cam"]),
+                          depth=out.get("depth"), part_seg=out["part_logits"])
