@@ -134,8 +134,9 @@ def _family_euler(family: str, rng) -> np.ndarray:
             e[J[f"{side}_hip"]] = _D([_u(rng, -125, -95), 0, s * _u(rng, 10, 25)])
             e[J[f"{side}_knee"]] = _D([_u(rng, 110, 145), 0, 0])
             e[J[f"{side}_ankle"]] = _D([_u(rng, 10, 30), 0, 0])
-            e[J[f"{side}_shoulder"]] = _D([_u(rng, -70, -30), 0, -s * _u(rng, 50, 75)])
-            e[J[f"{side}_elbow"]] = _D([0, -s * _u(rng, 20, 70), 0])
+            # arms reach forward over the knees (hanging arms would pass through the raised thighs)
+            e[J[f"{side}_shoulder"]] = _D([_u(rng, -100, -65), 0, -s * _u(rng, 25, 60)])
+            e[J[f"{side}_elbow"]] = _D([0, -s * _u(rng, 10, 60), 0])
         e[J["spine1"]] = _D([_u(rng, 15, 35), 0, 0])
         e[J["spine2"]] = _D([_u(rng, 5, 20), 0, 0])
     elif family == "bending":
