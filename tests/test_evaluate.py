@@ -1,0 +1,325 @@
+"""hmrjax.evaluate: every dataset mean against a float64 numpy reference written here, on real eval batches of
+rendered synthetic examples (with padding and missing labels); oracle ~0; mean baseline; checkpoint restore
+(a 2-step training run of a test method, EMA preferred) with metrics.json and the PNG grid."""
+import json
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
+
+import hmrjax
+from configs import common
+from data_pipelines import pipeline
+from data_pipelines.synthetic import render_example as render_lib
+from hmrjax import evaluate as ev
+from hmrjax import methods
+from hmrjax.methods.base import Method, Prediction
+
+ROOT = (0,)
+N_RECORDS = 6     # two batches of 4: the second has 2 padding examples
+PLACEMENT = np.asarray([0.0, 0.0, 3.0], np.float32)  # where the oracle puts a body without GT translation
+
+
+class OracleMethod(Method):
+    """Ground truth from the batch (body model on pose/betas/transl; `joints3d` where there is no pose), then
+    perturbed: hypothesis s adds `offset + params['offset'] + s * sample_delta` (m) to every vertex and every
+    joint but the root; depth = GT depth + depth_offset on the foreground; part_seg = one-hot GT labels, with
+    label 1 relabelled 2 when `seg_swap`. Trainable: params['offset'] [3] pulled towards `target`."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.body = hmrjax.body.load("anny_lite", num_betas=10)
+        m = config.model
+        self.offset = np.asarray(m.offset, np.float32)
+        self.sample_delta = np.asarray(m.sample_delta, np.float32)
+        self.depth_offset, self.seg_swap, self.target = float(m.depth_offset), bool(m.seg_swap), float(m.target)
+
+    def init(self, rng, batch):
+        return {"params": {"offset": jnp.zeros(3, jnp.float32)}}
+
+    def loss(self, params, state, batch, rng):
+        loss = jnp.sum(jnp.square(params["offset"] - self.target)) + 0.0 * jnp.mean(batch["img"])
+        return loss, ({"offset0": params["offset"][0]}, state)
+
+    def predict(self, variables, batch, rng, num_samples=1):
+        gt = self.body(pose=batch["pose"], betas=batch["betas"], transl=batch["transl"])
+        has_pose = batch["has_pose"][:, None, None] > 0
+        joints = jnp.where(has_pose, gt.joints, batch["joints3d"])
+        place = jnp.where(batch["has_transl"][:, None, None] > 0, 0.0, PLACEMENT)
+        verts, joints = gt.vertices + place, joints + place
+        s = jnp.arange(num_samples, dtype=jnp.float32)[None, :, None, None]
+        shift = self.offset + variables["params"]["offset"] + s * self.sample_delta        # [1, S, 1, 3]
+        verts = verts[:, None] + shift
+        not_root = (jnp.arange(joints.shape[1]) != 0)[None, None, :, None]
+        joints = joints[:, None] + shift * not_root
+        depth = batch["depth"] + self.depth_offset * (batch["depth"] > 0)
+        labels = batch["part_seg"]
+        if self.seg_swap:
+            labels = jnp.where(labels == 1, 2, labels)
+        return Prediction(vertices=verts, joints=joints, depth=depth,
+                          part_seg=jax.nn.one_hot(labels, 25) * 10.0)
+
+
+methods.register("test_oracle", f"{__name__}:OracleMethod")
+
+
+def make_config(**model):
+    c = common.base_config()
+    c.method = "test_oracle"
+    c.batch_size = 4
+    c.data = pipeline.default_config()
+    c.data.name = "in_memory"
+    c.data.image_size, c.data.dense_size, c.data.read_threads = 32, 16, 0
+    m = dict(offset=(0.0, 0.0, 0.0), sample_delta=(0.0, 0.0, 0.0), depth_offset=0.0, seg_swap=False, target=0.05)
+    m.update(model)
+    c.model = ml_collections.ConfigDict(m)
+    return c
+
+
+@pytest.fixture(scope="module")
+def data():
+    body_np = render_lib.get_body("anny_lite", 10)
+    records = [render_lib.render_example(0, "test", i, (96, 96), body=body_np) for i in range(N_RECORDS)]
+    for r in records:
+        r.pop("family", None), r.pop("num_occluders", None)
+    del records[1]["pose"], records[1]["betas"]      # joints3d only: joint metrics, no PVE
+    del records[2]["keypoints2d"]                    # no 2D labels
+    del records[3]["mask"], records[3]["depth"]
+    config = make_config()
+    batches = list(pipeline.make_eval_dataset(records, config))
+    body = hmrjax.body.load("anny_lite", num_betas=10)
+    return {"records": records, "batches": batches, "config": config, "body": body}
+
+
+# ------------------------------------------------------------------------------------------ numpy reference
+def _umeyama(p, g):
+    """float64 similarity Procrustes: argmin_{s,R,t} sum ||s R p + t - g||^2 applied to p."""
+    mp, mg = p.mean(0), g.mean(0)
+    x, y = p - mp, g - mg
+    u, d, vt = np.linalg.svd(y.T @ x)
+    s_ = np.ones(3)
+    s_[2] = np.sign(np.linalg.det(u @ vt))
+    r = u @ np.diag(s_) @ vt
+    scale = np.sum(d * s_) / np.sum(x * x)
+    return scale * x @ r.T + mg
+
+
+def _np_pred(method, batch, num_samples):
+    """The oracle's prediction recomputed in numpy float64 (GT body posed once, in float32, outside jit)."""
+    out = method.body(pose=jnp.asarray(batch["pose"]), betas=jnp.asarray(batch["betas"]),
+                      transl=jnp.asarray(batch["transl"]))
+    v, j = np.asarray(out.vertices, np.float64), np.asarray(out.joints, np.float64)
+    j = np.where(batch["has_pose"][:, None, None] > 0, j, batch["joints3d"].astype(np.float64))
+    place = np.where(batch["has_transl"][:, None, None] > 0, 0.0, PLACEMENT.astype(np.float64))
+    v, j = v + place, j + place
+    shift = method.offset.astype(np.float64) + np.arange(num_samples)[:, None] * method.sample_delta
+    pv = v[:, None] + shift[None, :, None]
+    pj = j[:, None] + shift[None, :, None] * (np.arange(j.shape[1]) != 0)[None, None, :, None]
+    return pv, pj
+
+
+def reference(method, batches, body, num_samples, pck_threshold=0.05, preds=None):
+    """Per-metric lists of per-example float64 values over valid examples that have the labels; then means."""
+    reg = np.asarray(body.extra_regressors["coco17"], np.float64)
+    vals = {}
+
+    def put(name, x):
+        vals.setdefault(name, []).append(float(x))
+
+    for bi, batch in enumerate(batches):
+        pv, pj = _np_pred(method, batch, num_samples) if preds is None else preds[bi]
+        gt = body(pose=jnp.asarray(batch["pose"]), betas=jnp.asarray(batch["betas"]), transl=jnp.asarray(batch["transl"]))
+        gv, gjm = np.asarray(gt.vertices, np.float64), np.asarray(gt.joints, np.float64)
+        for i in range(len(batch["valid"])):
+            if batch["valid"][i] == 0:
+                continue
+            mesh = batch["has_pose"][i] > 0 and batch["has_betas"][i] > 0
+            gj = gjm[i] if mesh else batch["joints3d"][i].astype(np.float64)
+            if mesh or batch["has_joints3d"][i] > 0:
+                mp = [np.mean(np.linalg.norm((pj[i, s] - pj[i, s, 0]) - (gj - gj[0]), axis=-1)) * 1e3
+                      for s in range(num_samples)]
+                pa = [np.mean(np.linalg.norm(_umeyama(pj[i, s], gj) - gj, axis=-1)) * 1e3 for s in range(num_samples)]
+                put("mpjpe", mp[0]), put("pa_mpjpe", pa[0])
+                if num_samples > 1:
+                    put("mpjpe_best", min(mp)), put("pa_mpjpe_best", min(pa))
+            if mesh:
+                pve = [np.mean(np.linalg.norm((pv[i, s] - pj[i, s, 0]) - (gv[i] - gj[0]), axis=-1)) * 1e3
+                       for s in range(num_samples)]
+                put("pve", pve[0]), put("pa_pve", np.mean(np.linalg.norm(_umeyama(pv[i, 0], gv[i]) - gv[i], axis=-1)) * 1e3)
+                if num_samples > 1:
+                    put("pve_best", min(pve))
+            # 2D
+            kp3 = np.einsum("kv,svc->skc", reg, pv[i])
+            f, c = batch["focal_length"][i].astype(np.float64), batch["princpt"][i].astype(np.float64)
+            uv = kp3[..., :2] / kp3[..., 2:3] * f + c                                     # [S, 17, 2]
+            gt2 = batch["keypoints2d_full"][i].astype(np.float64)
+            vis = (gt2[:, 2] > 0) & (batch["has_keypoints2d"][i] > 0)
+            if vis.any():
+                d = np.linalg.norm(uv - gt2[:, :2], axis=-1)[:, vis]                      # [S, n_vis]
+                put("kp2d_err_px", d[0].mean()), put("kp2d_err_px_samples", d.mean(1).mean())
+                put("pck", np.mean(d[0] <= pck_threshold * float(batch["bbox_scale"][i])))
+            if num_samples > 1:
+                root = pj[i, :, 0]
+                al = kp3 - root[:, None]
+                spread = np.mean(np.linalg.norm(al - al.mean(0), axis=-1), axis=0) * 1e3    # [17]
+                if batch["has_keypoints2d"][i] > 0:
+                    if vis.any():
+                        put("spread_visible_mm", spread[vis].mean())
+                    if (~vis).any():
+                        put("spread_invisible_mm", spread[~vis].mean())
+                mask = batch["mask"][i] > 0
+                if batch["has_mask"][i] > 0 and mask.any():
+                    dist = ndimage.distance_transform_edt(~mask)
+                    m = batch["crop_transform"][i].astype(np.float64)
+                    crop = uv @ m[:, :2].T + m[:, 2]
+                    k = mask.shape[0] / batch["img"].shape[1]
+                    dense = crop * k + 0.5 * k - 0.5
+                    xi = np.clip(np.round(dense[..., 0]).astype(int), 0, mask.shape[1] - 1)
+                    yi = np.clip(np.round(dense[..., 1]).astype(int), 0, mask.shape[0] - 1)
+                    dd = dist[yi, xi].ravel()
+                    put("mask_perc_in", np.mean(dd <= 0))
+                    if (dd > 0).any():
+                        put("mask_min_dist_px", dd[dd > 0].mean())
+                    else:
+                        put("mask_min_dist_px", 0.0)
+            # dense maps
+            if batch["has_part_seg"][i] > 0:
+                g = batch["part_seg"][i]
+                p = np.where(g == 1, 2, g) if method.seg_swap else g
+                ious = [np.sum((p == c) & (g == c)) / np.sum((p == c) | (g == c)) for c in range(1, 25)
+                        if np.sum((p == c) | (g == c)) > 0]
+                put("part_seg_iou", np.mean(ious))
+            fg = batch["depth"][i] > 0
+            if batch["has_depth"][i] > 0 and fg.any():
+                put("depth_mae_mm", method.depth_offset * 1e3)
+    return {k: float(np.mean(v)) for k, v in vals.items()}, {k: len(v) for k, v in vals.items()}
+
+
+def _check(result, ref, counts, rtol=1e-4, atol=5e-3):
+    names = {k for k in result if k not in ("counts", "count", "baseline")}
+    assert names == set(ref), (sorted(names), sorted(ref))
+    for k in ref:
+        assert result["counts"][k] == counts[k], k
+        np.testing.assert_allclose(result[k], ref[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+# ------------------------------------------------------------------------------------------ tests
+def test_batches_have_padding_and_missing_labels(data):
+    b = data["batches"]
+    assert len(b) == 2 and b[1]["valid"].tolist() == [1, 1, 0, 0]
+    assert b[0]["has_pose"].tolist() == [1, 0, 1, 1] and b[0]["has_keypoints2d"].tolist() == [1, 1, 0, 1]
+
+
+def test_oracle_is_zero(data):
+    method = OracleMethod(data["config"])
+    res = ev.evaluate(method, {"params": {"offset": jnp.zeros(3)}}, data["batches"], body=data["body"], root=ROOT,
+                      num_samples=1)
+    assert res["count"] == N_RECORDS
+    for k in ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "depth_mae_mm"):
+        assert res[k] < 0.05, (k, res[k])   # float32 rounding of metre coordinates (PA: SVD)
+    assert res["pck"] < 1.0 and res["part_seg_iou"] == 1.0  # record 1 has no pose: the oracle's mesh is the rest pose
+    assert res["counts"]["pve"] == N_RECORDS - 1 and res["counts"]["mpjpe"] == N_RECORDS
+    assert res["counts"]["kp2d_err_px"] == N_RECORDS - 1 and res["counts"]["depth_mae_mm"] == N_RECORDS - 1
+    posed = [dict(b) for b in data["batches"]]
+    posed[0]["valid"] = posed[0]["valid"] * posed[0]["has_pose"]
+    res = ev.evaluate(method, {"params": {"offset": jnp.zeros(3)}}, posed, body=data["body"], root=ROOT)
+    assert res["count"] == N_RECORDS - 1 and res["counts"]["kp2d_err_px"] == N_RECORDS - 2
+    assert res["kp2d_err_px"] < 0.01 and res["pck"] == 1.0
+
+
+def test_perturbed_matches_numpy_reference(data):
+    cfg = make_config(offset=(0.02, -0.01, 0.03), sample_delta=(0.015, 0.01, -0.02), depth_offset=0.012,
+                      seg_swap=True)
+    method = OracleMethod(cfg)
+    res = ev.evaluate(method, {"params": {"offset": jnp.zeros(3)}}, data["batches"], body=data["body"], root=ROOT,
+                      num_samples=3, pck_threshold=0.05, rng=jax.random.PRNGKey(1))
+    ref, counts = reference(method, data["batches"], data["body"], 3)
+    _check(res, ref, counts)
+    # closed forms: a constant shift of all vertices / non-root joints
+    norm = np.linalg.norm(method.offset.astype(np.float64)) * 1e3
+    np.testing.assert_allclose(res["pve"], norm, rtol=1e-4)
+    np.testing.assert_allclose(res["mpjpe"], norm * 23 / 24, rtol=1e-4)
+    np.testing.assert_allclose(res["depth_mae_mm"], 12.0, rtol=1e-4)
+    assert res["mpjpe_best"] < res["mpjpe"] and 0 < res["part_seg_iou"] < 1
+
+
+def test_max_examples_and_chordal_mean(data):
+    method = OracleMethod(make_config(offset=(0.01, 0.0, 0.0)))
+    res = ev.evaluate(method, {"params": {"offset": jnp.zeros(3)}}, data["batches"], body=data["body"], max_examples=3)
+    assert res["count"] == 3 and res["counts"]["pve"] == 2
+    rots = Rotation.random(50, random_state=0)
+    np.testing.assert_allclose(ev.chordal_mean_rotation(rots.as_matrix()), rots.mean().as_matrix(), atol=1e-9)
+
+
+def test_mean_baseline_against_numpy(data):
+    recs = [pipeline.load_record(data["records"], i, data["config"].data) for i in range(N_RECORDS)]
+    pose, betas, n = ev.mean_pose_and_shape(recs)
+    assert n == N_RECORDS - 1
+    used = [r for r in recs if r["has_pose"]]
+    np.testing.assert_allclose(pose[3], Rotation.from_rotvec([r["pose"][3] for r in used]).mean().as_matrix(),
+                               atol=1e-6)
+    np.testing.assert_allclose(betas, np.mean([r["betas"] for r in used], 0), atol=1e-6)
+    body = data["body"]
+    base = ev.MeanBaseline(body, pose, betas)
+    method = OracleMethod(make_config())
+    res = ev.evaluate(method, {"params": {"offset": jnp.zeros(3)}}, data["batches"], body=body, baseline=base)
+    preds = []
+    for b in data["batches"]:
+        out = body(pose=jnp.broadcast_to(pose, (4,) + pose.shape), betas=jnp.broadcast_to(betas, (4, 10)),
+                   transl=jnp.asarray(b["transl"]))
+        preds.append((np.asarray(out.vertices, np.float64)[:, None], np.asarray(out.joints, np.float64)[:, None]))
+
+    class NoDense:  # the baseline predicts no depth / parts
+        depth_offset, seg_swap = 0.0, False
+    ref, counts = reference(NoDense, data["batches"], body, 1, preds=preds)
+    ref = {k: v for k, v in ref.items() if k not in ("part_seg_iou", "depth_mae_mm")}
+    counts = {k: counts[k] for k in ref}
+    _check(res["baseline"], ref, counts)
+    assert res["baseline"]["mpjpe"] > 20 and res["mpjpe"] < 0.05
+
+
+def test_restore_workdir_metrics_and_grid(data, tmp_path):
+    from hmrjax.train import trainer
+    cfg = make_config()
+    cfg.total_steps, cfg.log_every = 2, 1
+    cfg.optim.name, cfg.optim.lr, cfg.optim.ema_decay = "adam", 0.01, 0.5
+    cfg.checkpoint.every_steps, cfg.checkpoint["async"] = 1, False
+    dataset = grain.MapDataset.source(data["batches"]).repeat(None)
+    state = trainer.train_and_evaluate(cfg, tmp_path, dataset=dataset)
+    ema, params = np.asarray(state.ema_params["offset"]), np.asarray(state.params["offset"])
+    assert not np.allclose(ema, params) and np.all(np.abs(ema) > 1e-3)
+
+    pose, betas, _ = ev.mean_pose_and_shape(data["batches"])
+    res = ev.evaluate_workdir(tmp_path, "test", batches=data["batches"], baseline=(pose, betas), num_grid=3)
+    norm = np.linalg.norm(ema.astype(np.float64)) * 1e3            # EMA params are the ones evaluated
+    np.testing.assert_allclose(res["pve"], norm, rtol=1e-4)
+    np.testing.assert_allclose(res["mpjpe"], norm * 23 / 24, rtol=1e-4)
+    saved = json.loads((tmp_path / "eval" / "test" / "metrics.json").read_text())
+    assert saved["step"] == 2 and saved["split"] == "test" and saved["count"] == N_RECORDS
+    assert saved["mpjpe"] == pytest.approx(res["mpjpe"]) and "mpjpe" in saved["baseline"]
+    grid = np.asarray(Image.open(tmp_path / "eval" / "test" / "predictions.png"))
+    cell = 32 + 2   # crop + pad; 7 columns (input, pred, GT, 2 depth, 2 parts), 3 rows
+    assert grid.shape == (2 + 3 * cell, 2 + 7 * cell, 3)
+    res_raw = ev.evaluate_workdir(tmp_path, "test", batches=data["batches"], baseline=None, use_ema=False,
+                                  out=tmp_path / "raw", num_grid=0)
+    np.testing.assert_allclose(res_raw["pve"], np.linalg.norm(params.astype(np.float64)) * 1e3, rtol=1e-4)
+    assert "baseline" not in res_raw and not (tmp_path / "raw" / "predictions.png").exists()
+
+
+def test_crop_camera_matches_crop_labels(data):
+    b = data["batches"][0]
+    ex = {k: v[0] for k, v in b.items()}
+    cam = ev.crop_camera(ex)
+    body = data["body"]
+    out = body(pose=jnp.asarray(b["pose"][:1]), betas=jnp.asarray(b["betas"][:1]), transl=jnp.asarray(b["transl"][:1]))
+    kp = np.asarray(out.joints_extra["coco17"][0], np.float64)
+    uv = cam.project(kp)
+    expected = (ex["keypoints2d"][:, :2].astype(np.float64) + 1.0) * 16.0 - 0.5   # crop-normalised -> crop px
+    inside = ex["keypoints2d"][:, 2] > 0
+    np.testing.assert_allclose(uv[inside], expected[inside], atol=0.02)
