@@ -69,6 +69,8 @@ class SynthConfig:
         d["image_size"] = list(self.image_size)
         d["generator_version"] = GENERATOR_VERSION
         d["body_sha256"] = _file_sha256(self.body)
+        from data_pipelines.synthetic.scene import background_photos
+        d["background_photos"] = len(background_photos())   # scikit-image installed or not changes the images
         return d
 
 
@@ -247,7 +249,7 @@ def build(config_name, data_dir, num_workers: int | None = None, progress: bool 
     workers = os.cpu_count() if num_workers is None else int(num_workers)
     t0, cpu = time.time(), 0.0
     bar = tqdm(total=total, initial=done, desc=f"synthetic_humans/{cfg.name}", unit="ex", disable=not progress)
-    init_args = ({k: v for k, v in fp.items() if k not in ("generator_version", "body_sha256")},)
+    init_args = ({k: v for k, v in fp.items() if k not in ("generator_version", "body_sha256", "background_photos")},)
     if workers <= 0 or len(todo) <= 1:
         _worker_init(*init_args)
         for t in todo:

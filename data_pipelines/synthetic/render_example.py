@@ -19,6 +19,8 @@ Frames and labels (every quantity below is exact for the stored numbers)
   part_seg: SMPL-24 parts + 1 on those pixels (values 0..24; `hmrjax.body.parts.SMPL24_TO_SMPLX22` maps to
   the 22 D-PoSE body parts: hands merge into wrists); pseudo_depth: `pseudo_depth.pseudo_depth` of the
   whole scene (person, occluders, floor, wall).
+- image: shaded render over the background; motion blur (when drawn) blurs the whole frame like camera
+  shake, and the labels stay those of the sharp frame (the blur kernel is centred).
 - bbox: the projected mesh's tight box (amodal: also outside the frame when truncated); bbox_center its
   centre, bbox_scale = 1.2 * its longer side (px).
 """
