@@ -22,6 +22,7 @@ Pipeline (every random draw is seeded, every file is written to a temporary name
    axis-angle rotates about the joint in the model frame, exactly as for SMPL.
 5. Shape space: PCA of the T-posed, pelvis-centred meshes; 16 components, scaled by their
    standard deviation so that betas have unit variance; the mean mesh is ``v_template``.
+   Signs: a positive beta makes the body taller (beta 0 is mostly stature).
 6. ``J_regressor``: rows sum to 1, support local to each joint (vertices that surround it plus
    those skinned to it, its parent or children). First the joints are fitted as an affine
    function of the betas over all sample shapes (least squares); then each row is fitted to that
@@ -508,8 +509,12 @@ def pca_shape_space(verts: np.ndarray, num: int):
     s = np.sqrt(np.maximum(evals[order], 0.0))
     std = s / np.sqrt(n - 1)
     comps = (evecs[:, order[:num]].T @ xc) / s[:num, None]
-    # Deterministic sign: largest-magnitude entry of each component positive.
-    signs = np.sign(comps[np.arange(num), np.abs(comps).argmax(1)])
+    # Deterministic sign: +beta makes the body taller (top-most minus bottom-most vertex height
+    # of the mean grows); components that do not change the stature: largest entry positive.
+    top, bottom = 3 * mean.reshape(nv, 3)[:, 1].argmax() + 1, 3 * mean.reshape(nv, 3)[:, 1].argmin() + 1
+    d_stature = comps[:, top] - comps[:, bottom]
+    largest = comps[np.arange(num), np.abs(comps).argmax(1)]
+    signs = np.where(np.abs(d_stature) > 1e-4, np.sign(d_stature), np.sign(largest))
     comps *= signs[:, None]
     shapedirs = (comps * std[:num, None]).T.reshape(nv, 3, num)
     betas = (x - mean) @ comps.T / std[:num]

@@ -163,6 +163,26 @@ def test_no_degenerate_faces(asset):
     assert 0.04 < vol < 0.12, vol
 
 
+def test_closed_consistently_oriented_manifold(asset):
+    """Every edge is shared by exactly two faces, in opposite directions (closed, oriented
+    surfaces); the lite mesh is one genus-0 surface (Euler characteristic 2)."""
+    name, a = asset
+    f = a["f"].astype(np.int64)
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    assert len(np.unique(directed, axis=0)) == len(directed)  # each directed edge once
+    undirected, counts = np.unique(np.sort(directed, 1), axis=0, return_counts=True)
+    assert np.all(counts == 2)
+    if name == "anny_lite":
+        assert len(a["v_template"]) - len(undirected) + len(f) == 2
+
+
+def test_positive_beta0_is_taller(asset):
+    _, a = asset
+    t = a["v_template"].astype(np.float64)
+    up, down = t + a["shapedirs"][:, :, 0], t - a["shapedirs"][:, :, 0]
+    assert np.ptp(up[:, 1]) > np.ptp(down[:, 1]) + 0.1
+
+
 def test_conventions_y_up_facing_z_t_pose_pelvis_centred(asset):
     _, a = asset
     for betas in (np.zeros(16), 2 * np.eye(16)[0], -2 * np.eye(16)[0], 2 * np.eye(16)[1]):
