@@ -39,7 +39,7 @@ __all__ = ["SyntheticHumans", "SynthConfig", "CONFIGS", "VERSION", "SPLITS", "fe
 
 _LOG = logging.getLogger(__name__)
 VERSION = "1.0.0"
-GENERATOR_VERSION = 2  # bump when the rendering changes: unfinished builds with another version are restarted
+GENERATOR_VERSION = 3  # bump when the rendering changes: unfinished builds with another version are restarted
 SPLITS = ("train", "validation", "test", "test_occluded", "test_ood")
 MARKER = "BUILD_COMPLETE"
 

@@ -81,26 +81,51 @@ def keypoint_visibility(uv: np.ndarray, z: np.ndarray, person_depth: np.ndarray,
 
 
 def _place(rng, style, f, size_wh, verts0):
-    """Camera-frame translation putting the posed mesh's box at a sampled pixel position and distance."""
+    """Camera-frame translation [3] for the posed mesh `verts0` [V, 3] (no translation yet).
+
+    The distance gives the person's box about `style.height_frac` of the image height (clipped to
+    `style.distance_m`, and pushed back until the projected box fits 96 % of the frame); the box is then
+    placed uniformly inside the frame, or, with `style.truncation_prob`, cut 15-45 % by one border.
+    """
     w, h = size_wh
+    frame = np.array([w, h], np.float64)
     lo, hi = verts0.min(0), verts0.max(0)
     centre0 = (lo + hi) / 2
     extent = max(hi[0] - lo[0], hi[1] - lo[1], 0.3)
-    frac = rng.uniform(*style.height_frac)
-    z = float(np.clip(f * extent / (frac * h), *style.distance_m))
+    z_max = style.distance_m[1]
+    z = float(np.clip(f * extent / (rng.uniform(*style.height_frac) * h), *style.distance_m))
     z = max(z, (hi[2] - lo[2]) / 2 + 0.6)                   # nothing closer than ~0.6 m to the camera
-    half = f * extent / (2 * z)
-    centre_px = np.empty(2)
-    for axis, size in ((0, w), (1, h)):
-        lo_c, hi_c = min(half, size / 2), max(size - half, size / 2)
-        centre_px[axis] = rng.uniform(lo_c, hi_c)
-    if rng.random() < style.truncation_prob:                # cut 15-45 % of the box off at one border
-        axis, side = int(rng.integers(2)), int(rng.integers(2))
-        q = rng.uniform(0.15, 0.45)
-        size = (w, h)[axis]
-        centre_px[axis] = half * (1 - 2 * q) if side == 0 else size - half * (1 - 2 * q)
-    p = np.array([(centre_px[0] - w / 2) * z / f, (centre_px[1] - h / 2) * z / f, z])
-    return p - centre0
+    where = rng.uniform(0.0, 1.0, 2)
+    truncate = rng.random() < style.truncation_prob
+    axis, side, cut = int(rng.integers(2)), int(rng.integers(2)), rng.uniform(0.15, 0.45)
+
+    def shift(z_, centre_px):                               # centre0 -> pixel centre_px at depth z_
+        return np.array([(centre_px[0] - w / 2) * z_ / f, (centre_px[1] - h / 2) * z_ / f, z_]) - centre0
+
+    def box(t):
+        v = verts0 + t
+        uv = f * v[:, :2] / v[:, 2:] + frame / 2
+        return uv.min(0), uv.max(0)
+
+    t = shift(z, frame / 2)
+    for _ in range(4):                                      # fit the box into the frame
+        b0, b1 = box(t)
+        ratio = float(np.max((b1 - b0) / (0.96 * frame)))
+        if ratio <= 1.0 or z >= z_max:
+            break
+        z = min(z * ratio * 1.02, z_max)
+        t = shift(z, frame / 2)
+    b0, b1 = box(t)
+    size = b1 - b0
+    target = np.where(size < frame, size / 2 + where * (frame - size), frame / 2)
+    if truncate:
+        target[axis] = size[axis] / 2 * (1 - 2 * cut) if side == 0 else frame[axis] - size[axis] / 2 * (1 - 2 * cut)
+    centre_px = target - ((b0 + b1) / 2 - frame / 2)
+    for _ in range(2):                                      # perspective: correct the box centre twice
+        t = shift(z, centre_px)
+        b0, b1 = box(t)
+        centre_px = centre_px + (target - (b0 + b1) / 2)
+    return shift(z, centre_px)
 
 
 def render_example(seed: int, split: str, index: int, image_size=(256, 256), body: NumpyBody | None = None,
@@ -144,16 +169,28 @@ def render_example(seed: int, split: str, index: int, image_size=(256, 256), bod
     person = Mesh(verts.astype(np.float32), body.faces, vertex_colors=colors,
                   vertex_labels=(body.vertex_parts + 1).astype(np.int32))
     person_alone = int((rasterize([person.vertices], [person.faces], cam).mesh_id == 0).sum())
-    occluders, frags = [], None
-    for attempt in range(5):                                # occluders that leave style.visible_frac visible
-        occluders = [] if attempt == 4 else scene_lib.sample_occluders(
-            rng, style, f, principal, kp_uv, float(verts[:, 2].min()), bbox_scale,
-            force=style.occluder_prob >= 1.0, scale=0.75 ** attempt)
-        frags = rasterize([m.vertices for m in [person] + occluders], [m.faces for m in [person] + occluders], cam)
-        visible = int((frags.mesh_id == 0).sum())
-        lo, hi = style.visible_frac
-        if not occluders or person_alone == 0 or lo <= visible / person_alone <= hi:
+    # occluders that leave style.visible_frac of the person's pixels visible: re-aimed up to 5 times (smaller
+    # when they hid too much, larger when they missed); else the closest try (test_occluded), or none when
+    # even that hides too much
+    lo, hi = style.visible_frac
+    forced = style.occluder_prob >= 1.0
+    best, scale = None, 1.0
+    for attempt in range(5):
+        occ = scene_lib.sample_occluders(rng, style, f, principal, kp_uv, float(verts[:, 2].min()), bbox_scale,
+                                         force=forced, scale=scale)
+        meshes = [person] + occ
+        frags = rasterize([m.vertices for m in meshes], [m.faces for m in meshes], cam)
+        frac = float((frags.mesh_id == 0).sum()) / max(person_alone, 1)
+        miss = max(lo - frac, frac - hi, 0.0) if occ else 0.0
+        if best is None or miss < best[0]:
+            best = (miss, frac, occ, frags)
+        if miss == 0.0:
             break
+        scale *= 0.75 if frac < lo else 1.2
+    _, frac, occluders, frags = best
+    if occluders and frac < lo and not forced:
+        occluders = []
+        frags = rasterize([person.vertices], [person.faces], cam)
     up = view @ np.array([0.0, 1.0, 0.0])                   # world up in the camera frame
     floor_point = verts[np.argmin(verts @ up)]
     wall = max(float(transl[2] + verts0[:, 2].mean()) * rng.uniform(1.3, 3.0), float(verts[:, 2].max()) + 0.5)

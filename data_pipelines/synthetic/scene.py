@@ -41,7 +41,7 @@ class SplitStyle:
     the person is cut by the frame border; height_frac: (min, max) person-box height / image height;
     blur_prob / blur_px: motion blur chance and (min, max) kernel length at 256 px; fov_deg, distance_m:
     camera ranges; visible_frac: (min, max) fraction of the person's pixels left visible by the occluders
-    (occluders are resampled smaller until it holds, at most 4 times, then dropped).
+    (occluders are re-aimed, smaller or larger, up to 5 times; see `render_example`).
     """
 
     families: dict
@@ -141,8 +141,8 @@ def person_colors(rng, rest_vertices: np.ndarray, vertex_parts: np.ndarray, head
     top_parts = list(_TORSO) + ([] if sleeves == "none" else list(_UPPER_ARMS)) + \
         (list(_FOREARMS) if sleeves == "long" else [])
     bottom_parts = list(_PELVIS_THIGHS) + (list(_SHINS) if legs == "long" else [])
-    for group, base in ((top_parts, _random_color(rng)), (bottom_parts, _random_color(rng, 0.05, 0.7)),
-                        (list(_FEET), _random_color(rng, 0.02, 0.8))):
+    for group, base in ((top_parts, _random_color(rng, 0.15, 0.95)), (bottom_parts, _random_color(rng, 0.1, 0.8)),
+                        (list(_FEET), _random_color(rng, 0.05, 0.8))):
         sel = np.isin(parts, group)
         col[sel] = _pattern(rng, rest[sel], base)
     if rng.random() < 0.85:  # hair: top and back of the head
@@ -158,7 +158,7 @@ def sample_light(rng) -> Light:
     """A directional light from above / the front with random intensity, ambient, specular and tint."""
     d = np.array([rng.uniform(-1, 1), rng.uniform(0.1, 1.0), rng.uniform(0.2, 1.0)])
     tint = np.clip(1.0 + rng.normal(0, 0.06, 3), 0.8, 1.0)
-    return Light(direction=tuple(d), intensity=float(rng.uniform(0.45, 0.95)), ambient=float(rng.uniform(0.2, 0.5)),
+    return Light(direction=tuple(d), intensity=float(rng.uniform(0.6, 1.0)), ambient=float(rng.uniform(0.3, 0.55)),
                  specular=float(rng.uniform(0.0, 0.25)), shininess=float(rng.uniform(8, 48)), color=tuple(tint))
 
 
