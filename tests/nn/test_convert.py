@@ -4,7 +4,6 @@ import re
 import struct
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -42,10 +41,13 @@ def _torch_to_flax_path(key):
     return "params", path + [leaf]
 
 
-@pytest.mark.parametrize("fixture,arch,kwargs", [LAYOUTS[0], LAYOUTS[2], LAYOUTS[6]], ids=["resnet50", "hrnet_w18", "vit_b"])
+@pytest.mark.parametrize("fixture,arch,kwargs", [LAYOUTS[0], LAYOUTS[6]], ids=["resnet50", "vit_b"])
 def test_every_value_lands_transposed(fixture, arch, kwargs):
+    """Conv, BN (params + stats), linear, LayerNorm, pos_embed / cls_token: every leaf filled, transposed right.
+
+    (HRNet uses only conv + BN, the same transforms; its names are covered by the layout test.)"""
     rng = np.random.default_rng(0)
-    sd = {k: rng.standard_normal(s).astype(np.float32) for k, s in torch_shapes(fixture).items()}
+    sd = {k: rng.random(s, dtype=np.float32) for k, s in torch_shapes(fixture).items()}
     sd.update({k: np.array(5) for k, s, _ in layout(fixture)["state_dict"] if k.endswith("num_batches_tracked")})
     variables, report = convert_state_dict(bb.create(arch, **kwargs), sd)
     assert report.unexpected == [] and report.missing == [] and report.dropped == []
@@ -194,6 +196,7 @@ def test_safetensors_round_trip_and_checkpoint_cli(tmp_path):
         assert back[k].dtype == sd[k].dtype
         np.testing.assert_array_equal(back[k], sd[k])
     variables = bb.load_torch_weights("resnet_tiny", src)
+    assert jax.tree.structure(variables) == jax.tree.structure(variable_shapes("resnet_tiny"))
     np.testing.assert_array_equal(variables["params"]["conv1"]["kernel"], sd["conv1.weight"].transpose(2, 3, 1, 0))
     np.testing.assert_array_equal(variables["batch_stats"]["layer4_0"]["downsample_1"]["var"],
                                   sd["layer4.0.downsample.1.running_var"])
@@ -204,12 +207,6 @@ def test_safetensors_round_trip_and_checkpoint_cli(tmp_path):
         jax.tree.map(np.testing.assert_array_equal, bb.load_variables(dst), variables)
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         bb.load_torch_weights("resnet_tiny", tmp_path / "nope.safetensors")
-
-
-def test_converted_weights_run_the_model():
-    variables = convert_state_dict(bb.create("resnet_tiny"), _tiny_state_dict())[0]
-    out = bb.create("resnet_tiny").apply(jax.tree.map(jnp.asarray, variables), jnp.ones((1, 32, 32, 3)))
-    assert out["features"].shape == (1, 1, 1, 256)
 
 
 @pytest.mark.interop

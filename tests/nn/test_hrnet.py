@@ -20,11 +20,16 @@ def test_tiny_branches_and_concat_shapes_non_square():
     assert [b.shape for b in out["branches"]] == [(2, 16, 8, 8), (2, 8, 4, 16), (2, 4, 2, 32), (2, 2, 1, 64)]
     assert out["concat"].shape == (2, 16, 8, 120)
     np.testing.assert_array_equal(out["features"], out["concat"])
-    # concat = [branch0, bilinear(branch_k)]: the first 8 channels are branch 0 itself, and a branch
-    # upsampled by 2 (align_corners=False) is the 0.75/0.25 blend of its neighbours in the interior.
+    # concat = [branch0, bilinear(branch_k)]: the first 8 channels are branch 0 itself; with
+    # align_corners=True (the default, as PARE) the corner pixels of an upsampled branch are its corners.
     np.testing.assert_array_equal(out["concat"][..., :8], out["branches"][0])
+    for k, (c0, c1) in enumerate([(8, 24), (24, 56), (56, 120)], start=1):
+        b, up = np.asarray(out["branches"][k]), np.asarray(out["concat"][..., c0:c1])
+        np.testing.assert_allclose(up[:, 0, 0], b[:, 0, 0], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(up[:, -1, -1], b[:, -1, -1], rtol=1e-6, atol=1e-6)
+    # align_corners=False: a 2x upsample is the 0.75 / 0.25 blend of neighbours in the interior
     b1 = np.asarray(out["branches"][1], np.float64)
-    up = np.asarray(out["concat"][..., 8:24], np.float64)
+    up = np.asarray(resize(out["branches"][1], (16, 8), "bilinear", False), np.float64)
     np.testing.assert_allclose(up[:, 1, 1], 0.5625 * b1[:, 0, 0] + 0.1875 * (b1[:, 0, 1] + b1[:, 1, 0])
                                + 0.0625 * b1[:, 1, 1], rtol=1e-5, atol=1e-6)
     assert all(bool(jnp.isfinite(b).all()) for b in out["branches"])

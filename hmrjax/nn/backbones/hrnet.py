@@ -113,7 +113,8 @@ class HRNet(nn.Module):
       stem_width, stage1..stage4: the architecture (see `HRNET_CONFIGS`).
       head: None | 'incre' | 'classification' (see module docstring).
       num_classes: classifier size when head == 'classification' (timm: 1000; 0 = no classifier).
-      upsample_align_corners: `align_corners` of the bilinear upsampling that builds 'concat'.
+      upsample_align_corners: `align_corners` of the bilinear upsampling that builds 'concat' (True as in
+        PARE's pose HRNet, which D-PoSE and BEDLAM-CLIFF build on).
       frozen_bn: always use BatchNorm running statistics.
       dtype: compute dtype; parameters stay float32.
     """
@@ -125,7 +126,7 @@ class HRNet(nn.Module):
     stage4: dict = None
     head: str | None = None
     num_classes: int = 1000
-    upsample_align_corners: bool = False
+    upsample_align_corners: bool = True
     frozen_bn: bool = False
     dtype: Dtype = jnp.float32
 
