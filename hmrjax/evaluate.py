@@ -42,9 +42,6 @@ __all__ = ["evaluate", "batch_metrics", "MeanBaseline", "mean_pose_and_shape", "
            "resolve_body", "load_config", "restore_variables", "evaluate_workdir", "prediction_grid",
            "crop_camera"]
 
-_SEG_MAPS = None
-
-
 # ------------------------------------------------------------------------------------------ per batch
 def _f(x):
     return jnp.asarray(x, jnp.float32)
@@ -76,14 +73,15 @@ def predicted_keypoints(pred: Prediction, body):
 
 
 def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), pck_threshold: float = 0.05,
-                  distance_map=None, part_label_map=None) -> dict:
+                  distance_map=None, part_scheme: str = "smpl24") -> dict:
     """Per-example metrics of one batch: {name: (values [B], weights [B])} (weights 0 = not measured).
 
     pred: the method's Prediction (camera frame, metres). batch: eval batch (see data_pipelines.pipeline).
     body: the body model (GT mesh from pose/betas/transl; `coco17` regressor for 2D keypoints).
     distance_map: [B, D, D] `metrics.mask_distance_map` of batch['mask'] (mask plausibility; S > 1).
-    part_label_map: int [L] mapping GT part labels to the prediction's classes (None: identity).
-    Pure jnp; jit it with `root`, `pck_threshold` static.
+    part_scheme: the GT part labels' scheme; 'smpl24' labels are mapped onto a prediction with the 23
+    classes of 'smplx22' (hands merge into wrists). Pure jnp; jit it with `root`, `pck_threshold`,
+    `part_scheme` static.
     """
     out = {}
     root = tuple(int(r) for r in root)
@@ -148,6 +146,7 @@ def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), 
     # ---- dense maps
     if pred.part_seg is not None and "part_seg" in batch:
         gt_seg = jnp.asarray(batch["part_seg"], jnp.int32)
+        part_label_map = _part_label_map(int(pred.part_seg.shape[-1]), part_scheme)
         if part_label_map is not None:
             gt_seg = jnp.asarray(part_label_map, jnp.int32)[gt_seg]
         labels = jnp.argmax(pred.part_seg, axis=-1)
@@ -213,6 +212,20 @@ def _part_label_map(num_pred_classes: int, part_scheme: str):
     return None
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_step(method, num_samples: int, root: tuple, pck_threshold: float, part_scheme: str):
+    """jit(predict + batch_metrics), cached per (method object, S, root, threshold) so that repeated
+    evaluations (e.g. periodic eval during training) compile once."""
+
+    def step(variables, batch, body, distance_map, rng):
+        pred = method.predict(variables, batch, rng, num_samples=num_samples)
+        per = batch_metrics(pred, batch, body, root=root, pck_threshold=pck_threshold,
+                            distance_map=distance_map, part_scheme=part_scheme)
+        return per, pred
+
+    return jax.jit(step)
+
+
 def _run(method, variables, batches: Iterable, *, body, root=(0,), num_samples: int = 1, rng=None,
          pck_threshold: float = 0.05, baseline: Optional[Method] = None, part_scheme: str = "smpl24",
          max_examples: Optional[int] = None, keep: int = 0):
@@ -221,19 +234,13 @@ def _run(method, variables, batches: Iterable, *, body, root=(0,), num_samples: 
     root = tuple(int(r) for r in root)
 
     def make_step(m, ns):
-        def step(variables, batch, body, distance_map, part_map, rng):
-            pred = m.predict(variables, batch, rng, num_samples=ns)
-            per = batch_metrics(pred, batch, body, root=root, pck_threshold=pck_threshold,
-                                distance_map=distance_map, part_label_map=part_map)
-            return per, pred
-        return jax.jit(step)
+        return _compiled_step(m, ns, root, float(pck_threshold), str(part_scheme))
 
     runs = [("model", method, variables, int(num_samples))]
     if baseline is not None:
-        runs.append(("baseline", baseline, {}, 1))
+        runs.append(("baseline", baseline, getattr(baseline, "variables", {}), 1))
     steps = {name: make_step(m, ns) for name, m, _, ns in runs}
     accs = {name: _Accumulator() for name, *_ in runs}
-    part_maps = {}
     kept = []
     seen = 0
     for index, batch in enumerate(batches):
@@ -250,11 +257,7 @@ def _run(method, variables, batches: Iterable, *, body, root=(0,), num_samples: 
             dist = np.where(np.isfinite(dist), dist, 0.0).astype(np.float32)  # empty masks have weight 0
         step_rng = jax.random.fold_in(rng, index)
         for name, m, v, ns in runs:
-            if name not in part_maps:
-                shape = jax.eval_shape(lambda v, b: m.predict(v, b, step_rng, num_samples=ns), v, batch)
-                seg = shape.part_seg
-                part_maps[name] = None if seg is None else _part_label_map(int(seg.shape[-1]), part_scheme)
-            per, pred = steps[name](v, batch, body, dist if ns > 1 else None, part_maps[name], step_rng)
+            per, pred = steps[name](v, batch, body, dist if ns > 1 else None, step_rng)
             per = jax.device_get(per)
             accs[name].add(per, batch["valid"])
             if name == "model" and len(kept) < keep:
@@ -277,8 +280,10 @@ def evaluate(method, variables, batches: Iterable, *, body, root: Sequence[int] 
 
     batches: iterable of eval batches (dicts of [B, ...] arrays with `valid`). body: the body model.
     root: joint indices of the root (`metrics.root_indices`). num_samples: S hypotheses asked of predict.
-    rng: PRNG key (folded with the batch index). baseline: another Method (e.g. `MeanBaseline`) measured
-    on the same batches and reported under "baseline". part_scheme: the data's part labels ('smpl24'
+    rng: PRNG key (folded with the batch index). baseline: another Method (e.g. `MeanBaseline`; its
+    variables are its `.variables` attribute, {} if none) measured on the same batches, reported under
+    "baseline". The jitted step is cached per (method, S, root, threshold): methods that compare equal
+    share one compilation. part_scheme: the data's part labels ('smpl24'
     maps onto a 23-class prediction). max_examples: stop after this many valid examples.
     Returns {metric: mean, "counts": {metric: examples}, "count": valid examples[, "baseline": {...}]}.
     """
@@ -337,23 +342,33 @@ class MeanBaseline(Method):
     """Predicts the same body for every image: the mean training pose (per-joint chordal mean, including
     the mean camera-frame root orientation) and the mean betas, placed at the example's GT translation
     (`batch['transl']`; so the 2D numbers measure pose/shape, not placement). Root-aligned metrics ignore
-    the placement; PA-MPJPE also removes the root rotation. Has no variables."""
+    the placement; PA-MPJPE also removes the root rotation.
+
+    The mean pose [J, 3, 3] and betas [K] are its `variables` ({'params': {'pose', 'betas'}}), so one
+    compiled evaluation serves any mean; two baselines on the same body object compare equal."""
 
     def __init__(self, body, pose, betas):
         super().__init__(None)
         self.body = body
-        self.pose = np.asarray(pose, np.float32)
-        self.betas = np.asarray(betas, np.float32)
-        if self.pose.shape[-2:] != (3, 3):
-            raise ValueError(f"MeanBaseline: pose must be [J, 3, 3] rotation matrices, got {self.pose.shape}")
+        pose = np.asarray(pose, np.float32)
+        if pose.shape[-2:] != (3, 3) or pose.ndim != 3:
+            raise ValueError(f"MeanBaseline: pose must be [J, 3, 3] rotation matrices, got {pose.shape}")
+        self.variables = {"params": {"pose": pose, "betas": np.asarray(betas, np.float32).reshape(-1)}}
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.body is self.body
+
+    def __hash__(self):
+        return hash((type(self), id(self.body)))
 
     def init(self, rng, batch):
-        return {}
+        return self.variables
 
     def predict(self, variables, batch, rng, num_samples=1):
+        pose, betas = variables["params"]["pose"], variables["params"]["betas"]
         b = batch["transl"].shape[0]
-        pose = jnp.broadcast_to(jnp.asarray(self.pose), (b,) + self.pose.shape)
-        betas = jnp.broadcast_to(jnp.asarray(self.betas), (b,) + self.betas.shape)
+        pose = jnp.broadcast_to(pose, (b,) + pose.shape)
+        betas = jnp.broadcast_to(betas, (b,) + betas.shape)
         out = self.body(pose=pose, betas=betas, transl=_f(batch["transl"]))
         return Prediction(vertices=out.vertices[:, None], joints=out.joints[:, None], pose=pose[:, None],
                           betas=betas[:, None])
