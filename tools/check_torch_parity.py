@@ -17,6 +17,11 @@ CUDA torch). A throwaway environment that worked (CPU-only, no CUDA downloads):
 Every BatchNorm gets random weight/bias/running stats (timm zero-initialises the last BN of each residual
 block, which would hide the residual branch), inputs are N(0, 1). Reports max|jax - torch| / max|torch|
 and the relative L2 error per output; exits non-zero if any exceeds --tol (default 1e-4).
+
+Recorded run (2026-11-21, torch 2.13.0+cpu, timm 1.0.31, jax 0.10.2 CPU, batch 2), max|d|/max|ref|:
+resnet50 features 1.9e-6, logits 6.4e-7; hrnet_w48 branches (224) <= 2.0e-6, (256x192) <= 2.2e-6,
+classification logits 1.1e-6; vit_base_patch16_224 tokens 1.2e-6, cls 1.3e-6, logits 9.7e-7,
+256x192 with resampled pos_embed 1.1e-6.
 """
 from __future__ import annotations
 

@@ -118,6 +118,27 @@ def test_classifier_heads_are_dropped_and_prefixes_stripped():
         convert_state_dict(bb.create("resnet_tiny"), sd, drop_unused_heads=False)
 
 
+def test_pose_hrnet_checkpoint_loads_non_strict_like_pare():
+    """Official pose-HRNet files (deep-high-resolution-net) build stage 4's last module with single-scale
+    output and add a `final_layer` joint head; PARE / D-PoSE load them with strict=False."""
+    model = bb.create("hrnet_tiny")
+    sd = _tiny_state_dict("hrnet_tiny")
+    multi_scale_only = [k for k in sd if re.match(r"stage4\.0\.fuse_layers\.[123]\.", k)]
+    assert multi_scale_only
+    pose_sd = {k: v for k, v in sd.items() if k not in multi_scale_only}
+    pose_sd["final_layer.weight"] = np.zeros((17, 8, 1, 1), np.float32)
+    pose_sd["final_layer.bias"] = np.zeros(17, np.float32)
+    with pytest.raises(WeightImportError, match="stage4.0.fuse_layers.1"):
+        convert_state_dict(model, pose_sd)
+    init = jax.tree.map(lambda a: np.full(a.shape, 0.5, np.float32), variable_shapes("hrnet_tiny"))
+    variables, report = convert_state_dict(model, pose_sd, strict=False, init_variables=init)
+    assert sorted(report.missing) == sorted(multi_scale_only)
+    assert sorted(report.dropped) == ["final_layer.bias", "final_layer.weight"]
+    np.testing.assert_array_equal(variables["params"]["stage4_0"]["fuse_layers_1_0_0_0"]["kernel"], 0.5)
+    np.testing.assert_array_equal(variables["params"]["stage4_0"]["fuse_layers_0_1_0"]["kernel"],
+                                  sd["stage4.0.fuse_layers.0.1.0.weight"].transpose(2, 3, 1, 0))
+
+
 def test_vitpose_checkpoint_layout():
     """mmpose ViTPose names: 'backbone.' prefix, 'last_norm', no cls_token, keypoint_head.deconv_layers.{0,1,3,4}."""
     c, p = 32, 16
