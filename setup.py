@@ -52,7 +52,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["hmrjax", "hmrjax.*", "data_pipelines", "data_pipelines.*"]),
-    package_data={"hmrjax": ["body/assets/*", "nn/backbones/layouts/*.json"]},
+    package_data={"hmrjax": ["body/assets/*", "nn/backbones/layouts/*.json.gz"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

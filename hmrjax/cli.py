@@ -7,6 +7,8 @@ Subcommands:
                                                    render the synthetic_humans dataset (resumable)
   hmrjax data sheet --data-dir DIR [--config tiny] [--split test] --out sheet.png
                                                    contact sheet: images, keypoints, parts, depth
+  hmrjax weights convert SRC DST.npz|.msgpack --arch NAME [--no-strict]
+                                                   PyTorch backbone checkpoint (.pth/.safetensors) -> flax
   hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
   hmrjax body convert SRC DST.npz                  official SMPL/SMPL-H/SMPL-X/MANO file -> clean .npz
   hmrjax body info MODEL                           print a model's sizes and joint names
@@ -42,6 +44,15 @@ def _cmd_data_sheet(args):
 
     out = synthetic.contact_sheet(args.data_dir, args.split, args.out, config=args.config, num=args.num)
     print(f"wrote {out}")
+
+
+def _cmd_weights_convert(args):
+    from hmrjax.nn import backbones
+
+    report = backbones.convert_checkpoint(args.src, args.dst, args.arch, strict=not args.no_strict)
+    print(json.dumps({"filled": len(report.filled), "dropped": report.dropped, "missing": report.missing,
+                      "unexpected": report.unexpected}, indent=2))
+    print(f"wrote {args.dst}")
 
 
 def _cmd_demo(args):
@@ -109,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=12)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_data_sheet)
+
+    weights = sub.add_parser("weights", help="backbone weights").add_subparsers(dest="weights_command",
+                                                                                 required=True)
+    p = weights.add_parser("convert", help="convert a PyTorch state_dict (timm / HRNet / ViTPose layouts)")
+    p.add_argument("src", help=".pth/.pt (needs torch) or .safetensors (no torch needed)")
+    p.add_argument("dst", help="output .npz or .msgpack of flax variables")
+    p.add_argument("--arch", required=True, help="backbone name, e.g. resnet50, hrnet_w48, vit_base, vitpose_base")
+    p.add_argument("--no-strict", action="store_true", help="fill parameters missing from SRC with a fresh init")
+    p.set_defaults(func=_cmd_weights_convert)
 
     body = sub.add_parser("body", help="body-model files").add_subparsers(dest="body_command", required=True)
     p = body.add_parser("convert", help="convert an official model file into a clean, pickle-free .npz")

@@ -39,3 +39,25 @@ def test_body_coarsen_writes_levels(tmp_path, capsys):
     assert len(levels) == 1
     rows = json.loads(capsys.readouterr().out.split("\nwrote")[0])
     assert rows[-1]["num_vertices"] == levels[0].down.shape[0]
+
+
+def test_weights_convert_from_safetensors(tmp_path, capsys):
+    import jax
+    import numpy as np
+
+    from hmrjax.nn import backbones
+    from hmrjax.nn.backbones import convert
+
+    # a state_dict in the timm layout of the tiny ResNet, written as .safetensors (no torch needed)
+    layout = convert.expected_torch_layout(backbones.create("resnet_tiny"), input_shape=(1, 32, 32, 3))
+    rng = np.random.default_rng(0)
+    sd = {k: rng.standard_normal(shape).astype(np.float32) for k, shape in layout.items()}
+    src = tmp_path / "tiny.safetensors"
+    convert.write_safetensors(src, sd)
+    dst = tmp_path / "tiny.npz"
+    assert cli.main(["weights", "convert", str(src), str(dst), "--arch", "resnet_tiny"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nwrote")[0])
+    assert report["filled"] == len(sd) and not report["missing"] and not report["unexpected"]
+    variables = convert.load_variables(dst)
+    np.testing.assert_array_equal(variables["params"]["conv1"]["kernel"], sd["conv1.weight"].transpose(2, 3, 1, 0))
+    assert jax.tree.leaves(variables)
