@@ -181,3 +181,20 @@ def test_jpeg_bytes_decode_to_the_image():
         assert im.format == "JPEG" and im.size == (64, 64)
         img = np.asarray(im, np.float64)
         assert np.abs(img - ex["image"]).mean() < 8.0 and np.corrcoef(img.ravel(), ex["image"].ravel())[0, 1] > 0.97
+
+
+def test_plain_tfds_download_and_prepare_path_matches_the_parallel_build(tmp_path):
+    """`SyntheticHumans(...).download_and_prepare()` (tfds's own serial writer, no TensorFlow) writes the same
+    records as `build`."""
+    import tensorflow_datasets as tfds
+    builder._config(MINI)                                    # registers the custom config by name
+    b = builder.SyntheticHumans(config=tfds.core.BuilderConfig(name=MINI.name), data_dir=os.fspath(tmp_path / "a"),
+                                file_format="array_record")
+    b.download_and_prepare()
+    path = builder.build(MINI, tmp_path / "b", num_workers=0, progress=False)
+    for split in ("train", "test_occluded"):
+        a, c = _records(b.data_path, split), _records(path, split)
+        assert len(a) == len(c) == dict(MINI.splits)[split]
+        for ra, rc in zip(a, c):
+            for key in ra:
+                np.testing.assert_array_equal(np.asarray(ra[key]), np.asarray(rc[key]), err_msg=key)
