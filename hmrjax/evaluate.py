@@ -38,9 +38,9 @@ from hmrjax import metrics as M
 from hmrjax.geometry.camera import perspective_projection
 from hmrjax.methods.base import Method, Prediction
 
-__all__ = ["evaluate", "batch_metrics", "MeanBaseline", "mean_pose_and_shape", "chordal_mean_rotation",
-           "resolve_body", "load_config", "restore_variables", "evaluate_workdir", "prediction_grid",
-           "crop_camera"]
+__all__ = ["evaluate", "batch_metrics", "predicted_keypoints", "part_label_map", "MeanBaseline", "mean_baseline",
+           "mean_pose_and_shape", "chordal_mean_rotation", "train_mean_pose_and_shape", "resolve_body", "load_config",
+           "restore_variables", "make_evaluate_fn", "evaluate_workdir", "prediction_grid", "crop_camera"]
 
 # ------------------------------------------------------------------------------------------ per batch
 def _f(x):
@@ -146,9 +146,9 @@ def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), 
     # ---- dense maps
     if pred.part_seg is not None and "part_seg" in batch:
         gt_seg = jnp.asarray(batch["part_seg"], jnp.int32)
-        part_label_map = _part_label_map(int(pred.part_seg.shape[-1]), part_scheme)
-        if part_label_map is not None:
-            gt_seg = jnp.asarray(part_label_map, jnp.int32)[gt_seg]
+        label_map = part_label_map(int(pred.part_seg.shape[-1]), part_scheme)
+        if label_map is not None:
+            gt_seg = jnp.asarray(label_map, jnp.int32)[gt_seg]
         labels = jnp.argmax(pred.part_seg, axis=-1)
         labels = _resize_nearest(labels, gt_seg.shape[-1])
         iou = M.part_seg_iou(labels, gt_seg, int(pred.part_seg.shape[-1]))
@@ -201,7 +201,7 @@ def _host_batch(batch) -> dict:
     return {k: np.asarray(v) for k, v in dict(batch).items()}
 
 
-def _part_label_map(num_pred_classes: int, part_scheme: str):
+def part_label_map(num_pred_classes: int, part_scheme: str):
     """GT-label -> prediction-class table when the prediction uses the 22-part SMPL-X scheme and the
     data the 24-part SMPL scheme (hands merge into wrists); None when the schemes agree."""
     from hmrjax.body import parts
@@ -374,6 +374,12 @@ class MeanBaseline(Method):
                           betas=betas[:, None])
 
 
+def mean_baseline(body, batch, pose, betas) -> Prediction:
+    """The mean-pose/shape baseline's Prediction for `batch` (see `MeanBaseline`): pose [J, 3, 3], betas [K]."""
+    base = MeanBaseline(body, pose, betas)
+    return base.predict(base.variables, batch, None)
+
+
 # ------------------------------------------------------------------------------------------ workdir
 def load_config(workdir):
     """The resolved config saved by the trainer (`<workdir>/config.json`) as a ConfigDict."""
@@ -412,7 +418,7 @@ def restore_variables(workdir, step: Optional[int] = None, use_ema: Optional[boo
         raise FileNotFoundError(f"no checkpoints in {directory}")
     mngr = ocp.CheckpointManager(directory, item_names=("state",),
                                  item_handlers={"state": ocp.StandardCheckpointHandler()},
-                                 options=ocp.CheckpointManagerOptions(create=False, read_only=True))
+                                 options=ocp.CheckpointManagerOptions(create=False))
     try:
         step = mngr.latest_step() if step is None else int(step)
         if step is None:
@@ -448,6 +454,32 @@ def train_mean_pose_and_shape(config, max_records: int = 1000):
     n = min(len(source), int(max_records))
     recs = (pipeline.load_record(source, i, config.data) for i in range(n))
     return mean_pose_and_shape(recs)
+
+
+def make_evaluate_fn(config, split: Optional[str] = None, *, max_examples: Optional[int] = None,
+                     batches: Optional[Iterable] = None, use_ema: Optional[bool] = None):
+    """The trainer's periodic evaluation: returns fn(TrainState) -> {metric: mean} (flat scalars) over
+    `batches` (re-iterated each call) or `build_eval_dataset(config, split)`; EMA params when the run keeps
+    them (unless use_ema=False). Pass it as `train_and_evaluate(..., evaluate_fn=...)`."""
+    from hmrjax import methods
+    method = methods.create(config)
+    body = resolve_body(config, method)
+    opts = _eval_options(config)
+    use_ema = (float(config.optim.get("ema_decay", 0.0)) > 0) if use_ema is None else bool(use_ema)
+
+    def evaluate_fn(state) -> dict:
+        params = state.ema_params if use_ema and state.ema_params is not None else state.params
+        data = batches
+        if data is None:
+            import data_pipelines
+            data = data_pipelines.build_eval_dataset(config, split, jax.process_index(), jax.process_count())
+        result, _ = _run(method, {"params": params, **dict(state.state)}, data, body=body, root=opts["root"],
+                         num_samples=opts["num_samples"], rng=jax.random.PRNGKey(int(config.get("seed", 0))),
+                         pck_threshold=opts["pck_threshold"], part_scheme=opts["part_scheme"],
+                         max_examples=max_examples)
+        return {k: v for k, v in result.items() if isinstance(v, float)}
+
+    return evaluate_fn
 
 
 def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int] = None,

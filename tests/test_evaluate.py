@@ -307,13 +307,18 @@ def test_restore_workdir_metrics_and_grid(data, tmp_path):
     cfg.optim.name, cfg.optim.lr, cfg.optim.ema_decay = "adam", 0.01, 0.5
     cfg.checkpoint.every_steps, cfg.checkpoint["async"] = 1, False
     dataset = grain.MapDataset.source(data["batches"]).repeat(None)
-    state = trainer.train_and_evaluate(cfg, tmp_path, dataset=dataset)
+    state = trainer.train_and_evaluate(cfg, tmp_path, dataset=dataset,
+                                       evaluate_fn=ev.make_evaluate_fn(cfg, batches=data["batches"]))
     ema, params = np.asarray(state.ema_params["offset"]), np.asarray(state.params["offset"])
     assert not np.allclose(ema, params) and np.all(np.abs(ema) > 1e-3)
 
     pose, betas, _ = ev.mean_pose_and_shape(data["batches"])
     res = ev.evaluate_workdir(tmp_path, "test", batches=data["batches"], baseline=(pose, betas), num_grid=3)
     norm = np.linalg.norm(ema.astype(np.float64)) * 1e3            # EMA params are the ones evaluated
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in logged if "eval/pve" in r]
+    assert [r["step"] for r in logged] == [2] and logged[0]["eval/count"] == N_RECORDS
+    np.testing.assert_allclose(logged[0]["eval/pve"], norm, rtol=1e-4)
     np.testing.assert_allclose(res["pve"], norm, rtol=1e-4)
     np.testing.assert_allclose(res["mpjpe"], norm * 23 / 24, rtol=1e-4)
     saved = json.loads((tmp_path / "eval" / "test" / "metrics.json").read_text())
@@ -326,6 +331,17 @@ def test_restore_workdir_metrics_and_grid(data, tmp_path):
                                   out=tmp_path / "raw", num_grid=0)
     np.testing.assert_allclose(res_raw["pve"], np.linalg.norm(params.astype(np.float64)) * 1e3, rtol=1e-4)
     assert "baseline" not in res_raw and not (tmp_path / "raw" / "predictions.png").exists()
+
+
+def test_part_label_map_merges_hands_into_wrists():
+    from hmrjax.body import layouts
+    table = ev.part_label_map(23, "smpl24")
+    smpl, smplx = layouts.SMPL24.joint_names, layouts.SMPLX22.joint_names
+    assert table[0] == 0 and len(table) == 25
+    for i, name in enumerate(smpl):
+        expected = {"left_hand": "left_wrist", "right_hand": "right_wrist"}.get(name, name)
+        assert smplx[table[i + 1] - 1] == expected, name
+    assert ev.part_label_map(25, "smpl24") is None
 
 
 def test_crop_camera_matches_crop_labels(data):
