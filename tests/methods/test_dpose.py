@@ -1,0 +1,181 @@
+"""D-PoSE method: config, tables, init / loss / predict on a shrunken tiny config with a pipeline-format batch,
+`paper` parameter count (eval_shape) and one `paper` training step at batch 2 (slow)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import dpose as dpose_config
+from data_pipelines import pipeline
+from hmrjax.body import layouts, parts
+from hmrjax.geometry import camera, rotations
+from hmrjax.methods import create, split_variables
+from hmrjax.methods import dpose
+
+PAPER_PARAMS_M = 81.2  # the paper's reported parameter count (millions)
+
+
+def _small_config(arg="tiny"):
+    c = dpose_config.get_config(arg)
+    c.data.image_size, c.data.dense_size = 64, 16
+    c.model.decoder_blocks = 1
+    return c
+
+
+def _batch(cfg, b=2, seed=0):
+    """A batch in the pipeline's format (blank_example fields) with random but consistent labels."""
+    rng = np.random.default_rng(seed)
+    ex = pipeline.blank_example(cfg.data)
+    batch = {k: np.stack([np.asarray(v)] * b) for k, v in ex.items()}
+    s, d = cfg.data.image_size, cfg.data.dense_size
+    batch["img"] = rng.standard_normal((b, s, s, 3)).astype(np.float32)
+    batch["pose"] = (0.3 * rng.standard_normal((b, 24, 3))).astype(np.float32)
+    batch["betas"] = rng.standard_normal((b, 10)).astype(np.float32)
+    batch["focal_length"][:] = 500.0
+    batch["image_size"][:] = (320.0, 240.0)
+    batch["princpt"][:] = (160.0, 120.0)
+    batch["bbox_center"][:] = (150.0, 130.0)
+    batch["bbox_scale"][:] = 180.0
+    batch["cliff_bbox"] = np.asarray(camera.cliff_bbox_features(batch["bbox_center"], batch["bbox_scale"],
+                                                                batch["image_size"], batch["focal_length"][:, 0]))
+    batch["joints3d"] = rng.standard_normal((b, 24, 3)).astype(np.float32) * 0.3 + [0, 0, 5]
+    kp = np.concatenate([rng.random((b, 17, 2)) * (320, 240), (rng.random((b, 17, 1)) > 0.2)], -1)
+    batch["keypoints2d_full"] = kp.astype(np.float32)
+    batch["depth"] = np.zeros((b, d, d), np.float32)
+    batch["depth"][:, 3:13, 5:11] = 4.0 + rng.random((b, 10, 6))
+    batch["mask"] = (batch["depth"] > 0).astype(np.float32)
+    batch["part_seg"] = np.where(batch["mask"] > 0, rng.integers(1, 25, (b, d, d)), 0).astype(np.int32)
+    for k in batch:
+        if k.startswith("has_") or k == "valid":
+            batch[k][:] = 1.0
+    return batch
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = _small_config()
+    method = create(cfg)
+    batch = _batch(cfg)
+    variables = jax.jit(method.init)(jax.random.key(0), batch)
+    return cfg, method, batch, variables
+
+
+def test_config_variants():
+    paper = dpose_config.get_config("paper")
+    assert (paper.model.backbone, paper.data.image_size, paper.data.dense_size) == ("hrnet_w48", 224, 56)
+    assert [paper.loss[f"lambda{i}"] for i in range(1, 9)] == [0.1, 0.02, 0.1, 10, 0.01, 50, 10, 50]
+    assert (paper.optim.name, paper.optim.lr, paper.optim.weight_decay, paper.optim.clip_grad_norm,
+            paper.batch_size, paper.total_steps) == ("adam", 1e-5, 0.0, 1.5, 64, 200_000)
+    assert paper.model.use_depth and not dpose_config.get_config("tiny,depth=False").model.use_depth
+    assert dpose_config.get_config().model.backbone == "hrnet_tiny"
+    with pytest.raises(ValueError, match="unknown variant"):
+        dpose_config.get_config("huge")
+
+
+def test_part_tables():
+    lab = dpose.part_label_table("smpl24")
+    names24, names22 = layouts.SMPL24.joint_names, parts.PART_NAMES["smplx22"]
+    assert lab[0] == 0 and len(lab) == 25 and lab.max() == 22
+    for j, n in enumerate(names24):
+        expect = {"left_hand": "left_wrist", "right_hand": "right_wrist"}.get(n, n)
+        assert names22[lab[j + 1] - 1] == expect
+    np.testing.assert_array_equal(dpose.joint_to_part_table(24), lab[1:] - 1)
+    np.testing.assert_array_equal(dpose.joint_to_part_table(55), np.arange(22))
+    with pytest.raises(ValueError, match="30 joints"):
+        dpose.joint_to_part_table(30)
+
+
+def test_init_loss_gradients(tiny):
+    cfg, method, batch, variables = tiny
+    params, state = split_variables(variables)
+    assert {"backbone", "part_decoder", "depth_decoder", "pose_hidden", "pose_out", "shape_out", "cam_out"} <= set(
+        params)
+    assert params["pose_out"]["kernel"].shape == (24, 32, 6)
+    (loss, (metrics, new_state)), grads = jax.jit(jax.value_and_grad(method.loss, has_aux=True))(
+        params, state, batch, jax.random.key(1))
+    assert np.isfinite(float(loss))
+    terms = {"depth_l1", "depth_ssim", "part_seg_ce", "pose_mse", "betas_mse", "joints3d_mse", "vertices_l1",
+             "keypoints2d_mse"}
+    assert terms <= set(metrics)
+    lam = {"depth_l1": 1, "depth_ssim": 2, "part_seg_ce": 3, "pose_mse": 4, "betas_mse": 5, "joints3d_mse": 6,
+           "vertices_l1": 7, "keypoints2d_mse": 8}
+    total = sum(cfg.loss[f"lambda{lam[k]}"] * float(metrics[k]) for k in terms)
+    assert float(loss) == pytest.approx(total, rel=1e-5)
+    assert all(float(metrics[k]) > 0 for k in terms)
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert float(optax.global_norm(grads)) > 0
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+
+
+def test_predict_is_camera_frame(tiny):
+    cfg, method, batch, variables = tiny
+    pred = jax.jit(method.predict, static_argnums=3)(variables, batch, None, 1).check()
+    b, s = 2, cfg.data.image_size // 4
+    assert pred.vertices.shape == (b, 1, method.body.faces.max() + 1, 3)
+    assert pred.joints.shape == (b, 1, 24, 3) and pred.pose.shape == (b, 1, 24, 3, 3)
+    assert pred.betas.shape == (b, 1, 10) and pred.cam.shape == (b, 1, 3)
+    assert pred.depth.shape == (b, s, s) and pred.part_seg.shape == (b, s, s, 23)
+    # independent check of the frame: pose the body with the predicted rotations, add the CLIFF translation
+    cam = np.asarray(pred.cam[:, 0], np.float64)
+    bs = batch["bbox_scale"] * cam[:, 0]
+    f = batch["focal_length"][:, 0]
+    t = np.stack([cam[:, 1] + 2 * (batch["bbox_center"][:, 0] - 160) / bs,
+                  cam[:, 2] + 2 * (batch["bbox_center"][:, 1] - 120) / bs, 2 * f / bs], -1)
+    local = method.body(pose=pred.pose[:, 0], betas=pred.betas[:, 0]).joints
+    np.testing.assert_allclose(np.asarray(pred.joints[:, 0]), np.asarray(local) + t[:, None], atol=1e-4)
+    assert float(pred.joints[:, 0, 0, 2].min()) > 0   # in front of the camera
+    np.testing.assert_allclose(np.asarray(jnp.linalg.det(pred.pose)), 1.0, atol=1e-4)
+
+
+def test_depth_false_removes_depth_branch():
+    cfg = _small_config("tiny,depth=False")
+    method = create(cfg)
+    batch = _batch(cfg)
+    shapes = jax.eval_shape(method.init, jax.random.key(0), batch)
+    assert "depth_decoder" not in shapes["params"]
+    # the regressor input loses the pooled depth features (8 channels of hrnet_tiny's first branch)
+    full = jax.eval_shape(create(_small_config()).init, jax.random.key(0), batch)
+    d = full["params"]["pose_hidden"]["kernel"].shape[1] - shapes["params"]["pose_hidden"]["kernel"].shape[1]
+    assert d == 8
+    out = jax.eval_shape(method.loss, *split_variables(shapes), batch, jax.random.key(0))
+    assert "depth_l1" not in out[1][0] and "part_seg_ce" in out[1][0]
+
+
+def _paper_setup(batch_size):
+    cfg = dpose_config.get_config("paper")
+    method = create(cfg)
+    return cfg, method, _batch(cfg, b=batch_size)
+
+
+def test_paper_parameter_count():
+    cfg, method, batch = _paper_setup(1)
+    shapes = jax.eval_shape(method.init, jax.random.key(0), batch)
+    count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
+    total = count(shapes["params"])
+    parts_m = {k: count(v) / 1e6 for k, v in shapes["params"].items()}
+    print(f"D-PoSE paper variant: {total / 1e6:.2f}M parameters (paper: {PAPER_PARAMS_M}M); {parts_m}")
+    assert count(shapes["params"]["backbone"]) == 65_325_120   # timm hrnet_w48 features-only
+    assert 70e6 < total < 90e6
+
+
+@pytest.mark.slow
+def test_paper_one_training_step_cpu():
+    cfg, method, batch = _paper_setup(2)
+    variables = jax.jit(method.init)(jax.random.key(0), batch)
+    params, state = split_variables(variables)
+    tx = optax.chain(optax.clip_by_global_norm(cfg.optim.clip_grad_norm), optax.adam(cfg.optim.lr))
+    opt = tx.init(params)
+
+    @jax.jit
+    def step(params, state, opt):
+        (loss, (metrics, state)), g = jax.value_and_grad(method.loss, has_aux=True)(params, state, batch,
+                                                                                    jax.random.key(1))
+        upd, opt = tx.update(g, opt, params)
+        return optax.apply_updates(params, upd), state, opt, loss
+
+    new_params, new_state, _, loss = step(params, state, opt)
+    assert np.isfinite(float(loss))
+    assert jax.tree.structure(new_params) == jax.tree.structure(params)
+    assert jax.tree.map(jnp.shape, new_params) == jax.tree.map(jnp.shape, params)
