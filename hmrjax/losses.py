@@ -209,3 +209,220 @@ def keypoints2d_full_frame_mse(pred_px, target_px, visibility, image_size, bbox_
     b = jnp.asarray(bbox_scale, jnp.float32).reshape(-1)[:, None, None]
     err = jnp.square(2.0 * p / size - 2.0 * t / size) * (size / b)
     return masked_mean(v[..., None] * err, weight)
+
+
+# --- Probabilistic HMR (Wehrbein et al.) ---
+# Terms of "Utilizing Uncertainty in 2D Pose Detectors for Probabilistic 3D Human Mesh Recovery"
+# (Wehrbein, Rudolph, Rosenhahn, Wandt; arXiv 2411.16289), checked against the authors' code
+# github.com/twehrbein/humr (train/losses/losses.py, train/models/humr_model.py, configs/default_config.yaml).
+# Owned by the prob_hmr area; the D-PoSE terms above are not touched. 2D coordinates are the crop-normalised
+# ones the paper uses, u_n = 2 (u - bbox_center) / bbox_side in [-1, 1], unless a docstring says pixels.
+__all__ += ["imq_kernel", "mmd_per_joint", "mmd_loss", "mmd_target_masks", "mmd_targets", "points_inside_mask",
+            "points_inside_crop", "mask_loss", "orthonormality_loss", "flow_nll"]
+
+MMD_BANDWIDTHS = (0.05, 0.2, 0.9)  # paper and code (`batch_mmd`)
+
+
+def imq_kernel(x, y, bandwidths=MMD_BANDWIDTHS):
+    """Inverse multiquadric kernel mixture k(x, y) = sum_h h^2 / (h^2 + ||x - y||^2).
+
+    The form of the authors' `batch_mmd` (squared Euclidean distance, power -1, summed over bandwidths
+    h in {0.05, 0.2, 0.9}); k(x, x) = number of bandwidths. Smooth at x = y (no square root).
+    Args: x [..., n, D], y [..., m, D] (same leading dims). Returns [..., n, m].
+    """
+    x = jnp.asarray(x, jnp.float32)
+    y = jnp.asarray(y, jnp.float32)
+    d2 = jnp.sum(jnp.square(x[..., :, None, :] - y[..., None, :, :]), axis=-1)
+    return sum(h * h / (h * h + d2) for h in bandwidths)
+
+
+def mmd_per_joint(hyp, target, bandwidths=MMD_BANDWIDTHS, include_diagonal: bool = False):
+    """Squared maximum mean discrepancy per (sample, joint) between hypotheses and target points.
+
+    With X = {x_i} (n projected hypotheses), Y = {y_j} (m targets) and k = `imq_kernel`:
+      include_diagonal=False (paper; unbiased U-statistic, Gretton et al. 2012, eq. 3):
+        MMD^2 = 1/(n(n-1)) sum_{i != i'} k(x_i, x_i') + 1/(m(m-1)) sum_{j != j'} k(y_j, y_j')
+                - 2/(n m) sum_{i, j} k(x_i, y_j)
+      include_diagonal=True (the authors' code `batch_mmd`; biased V-statistic):
+        MMD^2 = mean_{i,i'} k(x_i, x_i') + mean_{j,j'} k(y_j, y_j') - 2 mean_{i,j} k(x_i, y_j)  (>= 0)
+    The unbiased form is ~0 in expectation for two independent sets from one distribution and can be
+    negative; the biased form is exactly 0 for identical sets.
+    Args: hyp [B, J, n, 2]; target [B, J, m, 2] (n, m >= 2 for the unbiased form). Returns [B, J].
+    """
+    x = _check(hyp, "hyp", 4)
+    y = _check(target, "target", 4)
+    if x.shape[:2] != y.shape[:2] or x.shape[-1] != y.shape[-1]:
+        raise ValueError(f"hmrjax.losses.mmd_per_joint: `hyp` {x.shape} and `target` {y.shape} must share "
+                         f"[B, J] and the point size")
+    n, m = x.shape[2], y.shape[2]
+    kxx, kyy, kxy = (imq_kernel(a, b, bandwidths) for a, b in ((x, x), (y, y), (x, y)))
+    if include_diagonal:
+        return kxx.mean((-2, -1)) + kyy.mean((-2, -1)) - 2.0 * kxy.mean((-2, -1))
+    if n < 2 or m < 2:
+        raise ValueError(f"hmrjax.losses.mmd_per_joint: the unbiased estimator needs >= 2 points per set, "
+                         f"got n={n}, m={m}")
+    k0 = float(len(tuple(bandwidths)))  # k(x, x): every bandwidth term is h^2 / h^2 = 1
+    sxx = (kxx.sum((-2, -1)) - n * k0) / (n * (n - 1))
+    syy = (kyy.sum((-2, -1)) - m * k0) / (m * (m - 1))
+    return sxx + syy - 2.0 * kxy.mean((-2, -1))
+
+
+def mmd_loss(hyp, target, weights=None, bandwidths=MMD_BANDWIDTHS, include_diagonal: bool = False):
+    """L_MMD = 1/(B J) sum_{b, j} w_bj MMD^2_bj (see `mmd_per_joint`).
+
+    The normalisation by all B J entries (not by sum w) is the authors' `(mmd * valid_target).mean()`, which
+    the paper's weight (5e-2) was tuned with. Args: hyp [B, J, n, 2], target [B, J, m, 2] (normalised
+    coordinates), weights [B, J] (valid_target; None: all 1). Returns a scalar.
+    """
+    mmd = mmd_per_joint(hyp, target, bandwidths, include_diagonal)
+    if weights is None:
+        return mmd.mean()
+    w = jnp.asarray(weights, jnp.float32)
+    if w.shape != mmd.shape:
+        raise ValueError(f"hmrjax.losses.mmd_loss: `weights` must have shape {mmd.shape}, got {w.shape}")
+    return jnp.mean(w * mmd)
+
+
+def mmd_target_masks(max_conf, articulated, gt_inside_crop, min_conf: float = 0.15, max_conf_th: float = 0.7,
+                     visible_conf: float = 0.5):
+    """Which joints take detector heatmap samples as MMD targets, and which joints count at all.
+
+    Authors' rule (losses.py; thresholds `HM_SAMPLE_MIN_TH` 0.15, `HM_SAMPLE_MAX_TH` 0.70):
+      use_samples = min_conf < c < max_conf_th  and  articulated  and  gt inside the crop
+      valid       = gt inside the crop  and  not (not articulated and c < visible_conf)
+    (their extra `coco_gt_bbox_inside` flag is folded into `gt_inside_crop` by the caller).
+    Args: max_conf [B, J] heatmap max confidence; articulated [J] or [B, J] bool (elbows, wrists, knees,
+    ankles); gt_inside_crop [B, J] bool. Returns (use_samples [B, J] bool, valid [B, J] bool).
+    """
+    c = _check(max_conf, "max_conf", 2)
+    art = jnp.broadcast_to(jnp.asarray(articulated, bool), c.shape)
+    inside = jnp.asarray(gt_inside_crop, bool)
+    use = (c > min_conf) & (c < max_conf_th) & art & inside
+    valid = inside & ~(~art & (c < visible_conf))
+    return use, valid
+
+
+def mmd_targets(heatmap_samples, gt_points, use_samples, gt_first: bool = True):
+    """MMD target sets: heatmap samples where `use_samples`, else the ground truth repeated n times.
+
+    As in the authors' code the ground truth always replaces target 0 (`gt_first`), so every set contains
+    the annotated position. Args: heatmap_samples [B, J, n, 2]; gt_points [B, J, 2]; use_samples [B, J]
+    bool. Returns [B, J, n, 2].
+    """
+    hm = _check(heatmap_samples, "heatmap_samples", 4, (2,)).astype(jnp.float32)
+    gt = _check(gt_points, "gt_points", 3, (2,)).astype(jnp.float32)
+    use = jnp.asarray(use_samples, bool)
+    if gt.shape[:2] != hm.shape[:2] or use.shape != hm.shape[:2]:
+        raise ValueError(f"hmrjax.losses.mmd_targets: shapes disagree: heatmap_samples {hm.shape}, "
+                         f"gt_points {gt.shape}, use_samples {use.shape}")
+    out = jnp.where(use[..., None, None], hm, gt[:, :, None, :])
+    if gt_first:
+        out = out.at[:, :, 0].set(gt)
+    return out
+
+
+def points_inside_mask(mask, points_px):
+    """Whether 2D points fall on person pixels: mask[round(v), round(u)] (False outside the image).
+
+    Pixel (r, c) is the unit square centred on (u, v) = (c, r). The authors' test (distance to the nearest
+    mask-pixel centre < 0.71 px) agrees except within ~0.01 px of pixel corners.
+    Args: mask [B, H, W] (bool or 0/1); points_px [B, ..., 2] (u, v) pixels of that mask.
+    Returns [B, ...] bool.
+    """
+    mk = _check(mask, "mask", 3).astype(bool)
+    p = _check(points_px, "points_px", None, (2,))
+    if p.ndim < 2 or p.shape[0] != mk.shape[0]:
+        raise ValueError(f"hmrjax.losses.points_inside_mask: `points_px` must be [B, ..., 2] with B = "
+                         f"{mk.shape[0]}, got {p.shape}")
+    h, w = mk.shape[1:]
+    flat = p.reshape(p.shape[0], -1, 2)
+    c = jnp.round(flat[..., 0]).astype(jnp.int32)
+    r = jnp.round(flat[..., 1]).astype(jnp.int32)
+    in_img = (c >= 0) & (c < w) & (r >= 0) & (r < h)
+    hit = jnp.take_along_axis(mk.reshape(mk.shape[0], -1), jnp.clip(r, 0, h - 1) * w + jnp.clip(c, 0, w - 1),
+                              axis=1)
+    return (hit & in_img).reshape(p.shape[:-1])
+
+
+def points_inside_crop(points_px, size):
+    """0 <= u <= size - 1 and 0 <= v <= size - 1 (authors' `inside_img`). points_px [..., 2] -> [...] bool."""
+    p = _check(points_px, "points_px", None, (2,))
+    return jnp.all((p >= 0) & (p <= size - 1), axis=-1)
+
+
+def mask_loss(hyp, outside_mask, invisible, targets, target_valid, inside_crop=None, weight=None):
+    """Person-mask loss: pulls hypotheses of invisible joints that land off the person back onto it.
+
+    For every hypothesis x_bjs of joint j: active = invisible_bj and outside_mask_bjs and inside_crop_bjs;
+      d_bjs = min_{t : target_valid_bt} ||x_bjs - t_bt||_1      (L1, as the authors' `torch.cdist(p=1)`)
+      L_mask = 1/(B n) sum_{b, j, s} w_b active_bjs d_bjs        (sum over joints, mean over batch and
+                                                                 hypotheses: the authors' normalisation)
+    Targets are points known to lie on the person: the detector's heatmap samples that fall inside the
+    mask, of every joint, plus the ground-truth 2D joints (the code's proxy for "nearest mask pixel").
+    Zero for hypotheses inside the mask, for visible joints and outside the crop. The caller drops the
+    mode hypothesis (the code penalises only the random samples).
+    Args: hyp [B, J, n, 2] normalised coordinates; outside_mask [B, J, n] bool; invisible [B, J] bool
+    (max conf < 0.5 or gt outside the crop); targets [B, T, 2] (same coordinates); target_valid [B, T] bool;
+    inside_crop [B, J, n] bool (None: all); weight [B] (has_mask; None: all 1). Returns a scalar.
+    """
+    x = _check(hyp, "hyp", 4, (2,)).astype(jnp.float32)
+    t = _check(targets, "targets", 3, (2,)).astype(jnp.float32)
+    b, j, n, _ = x.shape
+    out = jnp.asarray(outside_mask, bool)
+    inv = jnp.asarray(invisible, bool)
+    tv = jnp.asarray(target_valid, bool)
+    if out.shape != (b, j, n) or inv.shape != (b, j) or t.shape[0] != b or tv.shape != t.shape[:2]:
+        raise ValueError(f"hmrjax.losses.mask_loss: expected outside_mask [B, J, n] = {(b, j, n)}, invisible "
+                         f"[B, J], targets [B, T, 2], target_valid [B, T]; got {out.shape}, {inv.shape}, "
+                         f"{t.shape}, {tv.shape}")
+    active = out & inv[..., None]
+    if inside_crop is not None:
+        active = active & jnp.asarray(inside_crop, bool)
+    l1 = jnp.sum(jnp.abs(x.reshape(b, -1, 1, 2) - t[:, None]), axis=-1)  # [B, J n, T]
+    big = jnp.asarray(1e6, jnp.float32)  # invalid targets never win the min (the code's 1e6 trick)
+    d = jnp.min(jnp.where(tv[:, None, :], l1, big), axis=-1).reshape(b, j, n)
+    d = jnp.where(active & jnp.any(tv, axis=-1)[:, None, None], d, 0.0)
+    per_sample = d.sum(axis=(1, 2)) / n
+    if weight is not None:
+        w = jnp.asarray(weight, jnp.float32).reshape(-1)
+        if w.shape[0] != b:
+            raise ValueError(f"hmrjax.losses.mask_loss: weight has {w.shape[0]} entries for a batch of {b}")
+        per_sample = w * per_sample
+    return per_sample.mean()
+
+
+def orthonormality_loss(rot6d, weight=None, layout: str = "columns"):
+    """Orthonormality penalty of raw 6D rotations: mean over rotations of mean_entries (A A^T - I_2)^2.
+
+    A = [a1; a2] holds the two 3-vectors of the 6D representation (layout "columns": x = [a1, a2], the
+    hmrjax convention; "interleaved": x = [a1_0, a2_0, a1_1, a2_1, a1_2, a2_2]). Per rotation
+      (A A^T - I)^2 averaged over its 4 entries = ((|a1|^2 - 1)^2 + (|a2|^2 - 1)^2 + 2 (a1 . a2)^2) / 4,
+    as the authors' code (`loss_pose_6d`, a mean over all entries); zero iff a1, a2 are orthonormal.
+    Args: rot6d [B, ..., 6]; weight [B] (None: all 1). Returns a scalar (see `masked_mean`).
+    """
+    x = _check(rot6d, "rot6d", None, (6,)).astype(jnp.float32)
+    if x.ndim < 2:
+        raise ValueError(f"hmrjax.losses.orthonormality_loss: `rot6d` must be [B, ..., 6], got {x.shape}")
+    if layout == "columns":
+        a = x.reshape(x.shape[:-1] + (2, 3))
+    elif layout == "interleaved":
+        a = jnp.swapaxes(x.reshape(x.shape[:-1] + (3, 2)), -1, -2)
+    else:
+        raise ValueError(f"hmrjax.losses.orthonormality_loss: layout must be 'columns' or 'interleaved', "
+                         f"got {layout!r}")
+    gram = jnp.einsum("...ik,...jk->...ij", a, a)
+    return masked_mean(jnp.square(gram - jnp.eye(2, dtype=gram.dtype)), weight)
+
+
+def flow_nll(log_prob, dim: int, weight=None):
+    """Negative log-likelihood per dimension of ground-truth poses: mean_b w_b (-log p(x_b | c_b)) / D.
+
+    `log_prob` comes from `hmrjax.nn.flows.ConditionalRealNVP.log_prob` (full standard-normal density).
+    The authors divide by D as well but drop the constant 0.5 log(2 pi) ~ 0.919 (torch `gaussian_nll_loss`),
+    so their value is ours minus 0.919; gradients are identical.
+    Args: log_prob [B] or [B, ...] nats; dim D (e.g. 132); weight [B] (has_pose). Returns a scalar.
+    """
+    lp = jnp.asarray(log_prob, jnp.float32)
+    if lp.ndim < 1:
+        raise ValueError(f"hmrjax.losses.flow_nll: `log_prob` must be [B, ...], got {lp.shape}")
+    return masked_mean(-lp / dim, weight)
