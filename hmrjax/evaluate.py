@@ -15,7 +15,9 @@ Metrics (dataset means of per-example values from `hmrjax.metrics`; names in the
   mask_perc_in, mask_min_dist_px          mask plausibility of all S hypotheses' projected keypoints, in dense
                                           mask px (S > 1, examples with a non-empty mask)
   part_seg_iou                            when the prediction has part_seg (labels at the dense size)
-  depth_mae_mm                            when the prediction has depth: mean |error| on GT foreground
+  depth_mae_mm, depth_mae_aligned_mm      when the prediction has depth: mean |error| on the GT foreground, as
+                                          predicted (metres) and after a per-example least-squares scale and
+                                          shift (for methods predicting relative depth, e.g. D-PoSE)
 Ground truth 3D: the body model posed with the batch pose/betas/transl where has_pose & has_betas, else
 `joints3d` (joint metrics only) where has_joints3d. Every mean is weighted by `valid` (padding) times the
 metric's own availability; `counts` gives each metric's number of examples. Root alignment: the mean of
@@ -40,7 +42,7 @@ from hmrjax.methods.base import Method, Prediction
 
 __all__ = ["evaluate", "batch_metrics", "predicted_keypoints", "part_label_map", "MeanBaseline", "mean_baseline",
            "mean_pose_and_shape", "chordal_mean_rotation", "train_mean_pose_and_shape", "resolve_body", "load_config",
-           "restore_variables", "make_evaluate_fn", "evaluate_workdir", "prediction_grid", "crop_camera"]
+           "restore_variables", "affine_align_depth", "make_evaluate_fn", "evaluate_workdir", "prediction_grid", "crop_camera"]
 
 # ------------------------------------------------------------------------------------------ per batch
 def _f(x):
@@ -90,7 +92,7 @@ def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), 
     s = pred.vertices.shape[1]
 
     # ---- 3D
-    gt = body(pose=_f(batch["pose"]), betas=_f(batch["betas"]), transl=_f(batch["transl"]))
+    gt = body(pose=_f(batch["pose"]), betas=_f(batch["betas"])[:, :body.num_betas], transl=_f(batch["transl"]))
     mesh_ok = flag("has_pose") * flag("has_betas")
     joints_ok = jnp.maximum(mesh_ok, flag("has_joints3d"))
     gt_joints = jnp.where(mesh_ok[:, None, None] > 0, gt.joints, _f(batch["joints3d"]))
@@ -157,9 +159,28 @@ def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), 
         gt_depth = _f(batch["depth"])
         d = _resize_nearest(_f(pred.depth), gt_depth.shape[-1])
         fg = gt_depth > 0
-        out["depth_mae_mm"] = (M.depth_error(d, gt_depth, fg) * M.M_TO_MM,
-                               valid * flag("has_depth") * (jnp.sum(fg, (1, 2)) > 0))
+        wd = valid * flag("has_depth") * (jnp.sum(fg, (1, 2)) > 0)
+        out["depth_mae_mm"] = (M.depth_error(d, gt_depth, fg) * M.M_TO_MM, wd)
+        out["depth_mae_aligned_mm"] = (M.depth_error(affine_align_depth(d, gt_depth, fg), gt_depth, fg) * M.M_TO_MM, wd)
     return out
+
+
+def affine_align_depth(pred, gt, mask):
+    """a * pred + b with (a, b) = argmin sum_mask (a pred + b - gt)^2 per example (closed form).
+
+    pred, gt: [B, H, W]; mask: [B, H, W] bool (pixels used). An example whose masked prediction is
+    constant gets a = 0, b = mean gt. Returns [B, H, W].
+    """
+    w = mask.astype(pred.dtype)
+    n = jnp.maximum(jnp.sum(w, (1, 2)), 1e-12)
+    mp = jnp.sum(w * pred, (1, 2)) / n
+    mg = jnp.sum(w * gt, (1, 2)) / n
+    dp = (pred - mp[:, None, None]) * w
+    var = jnp.sum(dp * dp, (1, 2))
+    cov = jnp.sum(dp * (gt - mg[:, None, None]), (1, 2))
+    a = jnp.where(var > 1e-12, cov / jnp.maximum(var, 1e-12), 0.0)
+    b = mg - a * mp
+    return a[:, None, None] * pred + b[:, None, None]
 
 
 # ------------------------------------------------------------------------------------------ aggregation
@@ -397,6 +418,8 @@ def resolve_body(config, method=None):
     if getattr(method, "body", None) is not None:
         return method.body
     num_betas = int(config.data.num_betas) if "data" in config and "num_betas" in config.data else 10
+    if "model" in config and hasattr(config.model, "keys") and "num_betas" in config.model:
+        num_betas = int(config.model.num_betas)
     spec = None
     if "body" in config:
         spec = config.body
@@ -589,7 +612,7 @@ def prediction_grid(examples, body, mean=None, std=None) -> np.ndarray:
         row.append(render.overlay_mesh(crop, np.asarray(pred.vertices[0], np.float64), faces, cam)
                    if pred.vertices.shape[-2] == faces.max() + 1 else crop)
         if float(ex.get("has_pose", 0)) and float(ex.get("has_betas", 0)):
-            gt = body(pose=jnp.asarray(ex["pose"])[None], betas=jnp.asarray(ex["betas"])[None],
+            gt = body(pose=jnp.asarray(ex["pose"])[None], betas=jnp.asarray(ex["betas"])[None, :body.num_betas],
                       transl=jnp.asarray(ex["transl"])[None])
             row.append(render.overlay_mesh(crop, np.asarray(gt.vertices[0], np.float64), faces, cam,
                                            color=(0.86, 0.74, 0.65)))
