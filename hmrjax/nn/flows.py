@@ -22,10 +22,12 @@ Design (distrax + linen)
   x = [x1, x2] with len(x1) = dim // 2; y1 = x1 * exp(s_a(x2, c)) + t_a(x2, c), then
   y2 = x2 * exp(s_b(y1, c)) + t_b(y1, c): two conditioners per block. `two_sided=False` keeps only the
   first coupling (one conditioner per block; the permutation mixes the halves).
-- Soft clamping of the log-scale (FrEIA "ATAN"): `clamp_form="atan"` (default)
-  s = clamp * (2/pi) * atan(s_raw / clamp) (FrEIA <= 0.1 `log_e`, 2/pi ~ 0.636); `clamp_form="freia"`
-  s = clamp * 0.636 * atan(s_raw) (FrEIA 0.2 `_BaseCouplingBlock.f_clamp`, which `pip install FrEIA`
-  gives the authors' code). Both bound |s| < clamp.
+- Soft clamping of the log-scale (FrEIA "ATAN"), both bounding |s| < clamp:
+  `clamp_form="freia"` (default) s = clamp * 0.636 * atan(s_raw): FrEIA 0.2 `GLOWCouplingBlock`
+  (`s2 = self.clamp * self.f_clamp(s2)`, `f_clamp = 0.636 * atan`), the FrEIA that the authors'
+  `install_env.txt` installs (unpinned `pip install FrEIA`); `clamp_form="atan"`
+  s = clamp * (2/pi) * atan(s_raw / clamp): the older FrEIA (<= 0.1) `log_e`. They differ only in the
+  slope at 0 (clamp * 0.636 vs 0.636).
 - Identity start: the last linear layer of every conditioner is zero-initialised, so s = t = 0 and the
   flow at init is a fixed permutation (x -> z keeps the standard normal density; the mode is x = 0).
 
@@ -55,11 +57,11 @@ _CLAMP_FORMS = ("atan", "freia")
 _PERMUTATIONS = ("fixed_random", "reverse", "none")
 
 
-def soft_clamp(s_raw, clamp: float, form: str = "atan"):
+def soft_clamp(s_raw, clamp: float, form: str = "freia"):
     """Soft clamping of a coupling log-scale into (-clamp, clamp); `clamp <= 0` disables it.
 
-    form "atan": clamp * (2/pi) * atan(s_raw / clamp)   (slope 2/pi at 0, saturates at |s_raw| ~ clamp)
-    form "freia": clamp * 0.636 * atan(s_raw)            (FrEIA 0.2 GLOWCouplingBlock)
+    form "freia": clamp * 0.636 * atan(s_raw)            (FrEIA 0.2 GLOWCouplingBlock, the authors' code)
+    form "atan": clamp * (2/pi) * atan(s_raw / clamp)   (FrEIA <= 0.1; slope 2/pi at 0)
     """
     if form not in _CLAMP_FORMS:
         raise ValueError(f"hmrjax.nn.flows.soft_clamp: form must be one of {_CLAMP_FORMS}, got {form!r}")
@@ -142,7 +144,7 @@ class ConditionalRealNVP(nn.Module):
       dim: event size (e.g. 24 joints x 6 = 144; SMPL-X body 22 x 6 = 132).
       num_blocks: coupling blocks (paper: 8).
       hidden, num_layers: conditioner MLP width / number of linear layers (paper: 1024, 3).
-      clamp, clamp_form: soft clamp of the log-scale (paper/code: 2.0, atan); see `soft_clamp`.
+      clamp, clamp_form: soft clamp of the log-scale (code: 2.0, FrEIA 0.2 atan form); see `soft_clamp`.
       volume_preserving: NICE: y = x + t(passive, c), log|det| = 0.
       two_sided: FrEIA GLOWCouplingBlock (both halves per block, authors' code) vs one coupling per block.
       permutation, seed: fixed permutation after every block ("fixed_random" seeded, "reverse", "none").
@@ -158,7 +160,7 @@ class ConditionalRealNVP(nn.Module):
     hidden: int = 1024
     num_layers: int = 3
     clamp: float = 2.0
-    clamp_form: str = "atan"
+    clamp_form: str = "freia"
     volume_preserving: bool = False
     two_sided: bool = True
     permutation: str = "fixed_random"

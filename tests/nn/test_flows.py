@@ -188,6 +188,15 @@ def test_jit_matches_eager_and_one_sided_variant():
     np.testing.assert_allclose(np.asarray(ld), -np.asarray(ld2), atol=1e-5)
 
 
+def test_odd_dimension_round_trip_and_jacobian():
+    model, var, fns = _setup(7, num_blocks=2)  # halves of 3 and 4
+    x, c = _data(7)
+    z, ld, x_rec, _ = fns["round_trip"](var, x, c)
+    np.testing.assert_array_less(np.abs(np.asarray(x_rec - x)), 1e-5)
+    jac = jax.jacfwd(lambda xi: model.apply(var, xi, c[0], method=model.inverse)[0])(x[0])
+    assert abs(float(ld[0]) - np.linalg.slogdet(np.asarray(jac, np.float64))[1]) < 1e-5
+
+
 def test_soft_clamp_forms():
     s = np.linspace(-50, 50, 101)
     a = np.asarray(flows.soft_clamp(jnp.asarray(s), 2.0, "atan"), np.float64)
@@ -230,6 +239,7 @@ def test_paper_configuration_shapes():
     """Paper width (1024 hidden, 3 layers, 8 GLOW blocks) on the 979-d condition; shapes only."""
     dim, cdim, h = 132, 979, 1024
     model = ConditionalRealNVP(dim=dim)
+    assert model.clamp == 2.0 and model.clamp_form == "freia" and model.num_blocks == 8 and model.two_sided
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((2, dim)), jnp.zeros((2, cdim)))
     half = dim // 2
     per_mlp = (half + cdim) * h + h + h * h + h + h * 2 * half + 2 * half
