@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import functools
 import json
-import math
-import os
 import pathlib
-from typing import Any, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -449,12 +447,12 @@ def restore_variables(workdir, step: Optional[int] = None, use_ema: Optional[boo
         restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
     finally:
         mngr.close()
-    if config is not None and use_ema is None:
-        use_ema = float(config.optim.get("ema_decay", 0.0)) > 0
     ema = restored.get("ema_params")
-    params = ema if (use_ema is not False and ema is not None and use_ema) else restored["params"]
+    if use_ema is None:  # the run's own choice; without a config: EMA whenever the checkpoint has it
+        use_ema = ema is not None and (config is None or float(config.optim.get("ema_decay", 0.0)) > 0)
     if use_ema and ema is None:
-        raise ValueError(f"use_ema=True but the checkpoint at step {step} has no ema_params")
+        raise ValueError(f"use_ema=True but the checkpoint at step {step} in {directory} has no ema_params")
+    params = ema if use_ema else restored["params"]
     state = restored.get("state") or {}
     return {"params": params, **dict(state)}, int(step)
 

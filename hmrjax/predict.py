@@ -12,7 +12,6 @@ import pathlib
 from typing import Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["BBOX_PADDING", "bbox_to_center_scale", "image_batch", "predict_image"]

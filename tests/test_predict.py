@@ -81,3 +81,7 @@ def test_predict_image_writes_meshes_and_overlay(record, tmp_path):
 
     with pytest.raises(FileNotFoundError, match="missing.png"):
         pr.predict_image(workdir, tmp_path / "missing.png", tmp_path / "out2")
+    with pytest.raises(ValueError, match="no ema_params"):
+        pr.predict_image(workdir, image_path, tmp_path / "out2", use_ema=True)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        pr.predict_image(tmp_path / "not_a_run", image_path, tmp_path / "out2")
