@@ -218,7 +218,8 @@ def keypoints2d_full_frame_mse(pred_px, target_px, visibility, image_size, bbox_
 # Owned by the prob_hmr area; the D-PoSE terms above are not touched. 2D coordinates are the crop-normalised
 # ones the paper uses, u_n = 2 (u - bbox_center) / bbox_side in [-1, 1], unless a docstring says pixels.
 __all__ += ["imq_kernel", "mmd_per_joint", "mmd_loss", "mmd_target_masks", "mmd_targets", "points_inside_mask",
-            "points_inside_crop", "mask_loss", "orthonormality_loss", "flow_nll"]
+            "points_inside_crop", "mask_loss", "orthonormality_loss", "flow_nll", "keypoints2d_l1",
+            "camera_scale_penalty"]
 
 MMD_BANDWIDTHS = (0.05, 0.2, 0.9)  # paper and code (`batch_mmd`)
 
@@ -271,8 +272,10 @@ def mmd_loss(hyp, target, weights=None, bandwidths=MMD_BANDWIDTHS, include_diago
     """L_MMD = 1/(B J) sum_{b, j} w_bj MMD^2_bj (see `mmd_per_joint`).
 
     The normalisation by all B J entries (not by sum w) is the authors' `(mmd * valid_target).mean()`, which
-    the paper's weight (5e-2) was tuned with. Args: hyp [B, J, n, 2], target [B, J, m, 2] (normalised
-    coordinates), weights [B, J] (valid_target; None: all 1). Returns a scalar.
+    the paper's weight (5e-2) was tuned with. As in their code, `hyp` holds the random hypotheses only
+    (n = 25; the mode, z = 0, is left out) and `target` the `mmd_targets` (m = 25).
+    Args: hyp [B, J, n, 2], target [B, J, m, 2] (normalised coordinates), weights [B, J] (valid_target;
+    None: all 1). Returns a scalar.
     """
     mmd = mmd_per_joint(hyp, target, bandwidths, include_diagonal)
     if weights is None:
@@ -426,3 +429,34 @@ def flow_nll(log_prob, dim: int, weight=None):
     if lp.ndim < 1:
         raise ValueError(f"hmrjax.losses.flow_nll: `log_prob` must be [B, ...], got {lp.shape}")
     return masked_mean(-lp / dim, weight)
+
+
+def keypoints2d_l1(pred, target, confidence, weight=None):
+    """2D reprojection loss of the mode: 1/B sum_b w_b sum_{k, a} c_bk |u_pred - u_gt|_bka.
+
+    Sum over keypoints and both axes, mean over the batch: the authors' `Keypoint2DLoss(l1)` on the mode
+    hypothesis (`loss_keypoints_2d[:, 0].sum() / batch_size`), on crop-normalised coordinates.
+    Args: pred, target [B, K, 2]; confidence [B, K] (visibility / confidence); weight [B] (None: all 1).
+    Returns a scalar.
+    """
+    p = _check(pred, "pred", 3, (2,)).astype(jnp.float32)
+    t = _check(target, "target", 3, (2,)).astype(jnp.float32)
+    c = _check(confidence, "confidence", 2).astype(jnp.float32)
+    if t.shape != p.shape or c.shape != p.shape[:2]:
+        raise ValueError(f"hmrjax.losses.keypoints2d_l1: pred {p.shape}, target {t.shape} and confidence "
+                         f"{c.shape} must be [B, K, 2], [B, K, 2], [B, K]")
+    per_sample = jnp.sum(c[..., None] * jnp.abs(p - t), axis=(1, 2))
+    if weight is not None:
+        per_sample = jnp.asarray(weight, jnp.float32).reshape(-1) * per_sample
+    return per_sample.mean()
+
+
+def camera_scale_penalty(pred_cam, factor: float = 10.0):
+    """mean (exp(-factor * s))^2 over the weak-perspective scales s = pred_cam[..., 0].
+
+    In the authors' code (`loss_cam`, unweighted, added to the total) but not in the paper's loss list: it
+    keeps the predicted scale positive early in training. Use it only behind an explicit config switch.
+    Args: pred_cam [..., 3] (s, tx, ty). Returns a scalar.
+    """
+    cam = _check(pred_cam, "pred_cam", None, (3,)).astype(jnp.float32)
+    return jnp.mean(jnp.square(jnp.exp(-factor * cam[..., 0])))

@@ -250,3 +250,20 @@ def test_flow_nll_matches_scipy():
     # The authors' torch gaussian_nll_loss value (no 0.5 log 2 pi) is ours minus that constant.
     authors = np.mean((0.5 * np.sum(x * x, -1)) / 132)
     np.testing.assert_allclose(float(losses.flow_nll(lp, 132)) - 0.5 * math.log(2 * math.pi), authors, rtol=1e-6)
+
+
+def test_keypoints2d_l1_and_camera_scale_penalty():
+    rng = np.random.RandomState(11)
+    p, t = rng.randn(3, 5, 2), rng.randn(3, 5, 2)
+    c = rng.rand(3, 5)
+    ref = np.mean([sum(c[b, k] * (abs(p[b, k, 0] - t[b, k, 0]) + abs(p[b, k, 1] - t[b, k, 1])) for k in range(5))
+                   for b in range(3)])
+    np.testing.assert_allclose(float(losses.keypoints2d_l1(p, t, c)), ref, rtol=1e-5)
+    w = np.array([1.0, 0.0, 2.0])
+    ref_w = np.mean([w[b] * np.sum(c[b, :, None] * np.abs(p[b] - t[b])) for b in range(3)])
+    np.testing.assert_allclose(float(losses.keypoints2d_l1(p, t, c, w)), ref_w, rtol=1e-5)
+    with pytest.raises(ValueError, match="confidence"):
+        losses.keypoints2d_l1(p, t, c[:, :4])
+    cam = rng.randn(2, 4, 3) * 0.3
+    np.testing.assert_allclose(float(losses.camera_scale_penalty(cam)), np.mean(np.exp(-10 * cam[..., 0]) ** 2),
+                               rtol=1e-5)
