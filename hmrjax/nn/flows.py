@@ -28,8 +28,10 @@ Design (distrax + linen)
   `install_env.txt` installs (unpinned `pip install FrEIA`); `clamp_form="atan"`
   s = clamp * (2/pi) * atan(s_raw / clamp): the older FrEIA (<= 0.1) `log_e`. They differ only in the
   slope at 0 (clamp * 0.636 vs 0.636).
+  Submodule `block{k}_a` plays FrEIA's `coupling_k.subnet2`, `block{k}_b` its `subnet1` (for weight import).
 - Identity start: the last linear layer of every conditioner is zero-initialised, so s = t = 0 and the
   flow at init is a fixed permutation (x -> z keeps the standard normal density; the mode is x = 0).
+  (The authors' FrEIA subnets keep PyTorch's default init; the zero init is an hmrjax choice.)
 
 Shapes: x, z `[..., dim]`; cond `[..., cond_dim]` whose leading dims are a prefix of x's (`cond [B, C]`
 with `x [B, S, dim]` is broadcast over S). log-densities and log-determinants are `[...]` (nats).
@@ -37,6 +39,7 @@ with `x [B, S, dim]` is broadcast over S). log-densities and log-determinants ar
 from __future__ import annotations
 
 import math
+
 import distrax
 import flax.linen as nn
 import jax
