@@ -19,7 +19,7 @@ Design (distrax + linen)
   the authors' FrEIA `ReversibleGraphNet` (coupling_k then PermuteRandom(seed=k)); generation
   z -> x is its inverse (`distrax.Inverse`), as in their `self.flow(z, cond, rev=True)`.
 - Block layout (`two_sided=True`, the default, = FrEIA `GLOWCouplingBlock` used by the authors):
-  x = [x1, x2] with len(x1) = dim // 2; y1 = x1 * exp(s_a(x2, c)) + t_a(x2, c), then
+  x = [x1, x2] with len(x1) = round(dim / 2) (FrEIA); y1 = x1 * exp(s_a(x2, c)) + t_a(x2, c), then
   y2 = x2 * exp(s_b(y1, c)) + t_b(y1, c): two conditioners per block. `two_sided=False` keeps only the
   first coupling (one conditioner per block; the permutation mixes the halves).
 - Soft clamping of the log-scale (FrEIA "ATAN"), both bounding |s| < clamp:
@@ -178,7 +178,7 @@ class ConditionalRealNVP(nn.Module):
             raise ValueError(f"hmrjax.nn.flows.ConditionalRealNVP: clamp_form must be one of {_CLAMP_FORMS}, "
                              f"got {self.clamp_form!r}")
         self._perms = fixed_permutations(self.dim, self.num_blocks, self.permutation, self.seed)
-        self._len1 = self.dim // 2
+        self._len1 = round(self.dim * 0.5)  # FrEIA's split (Python rounding; = dim / 2 for even dims)
         self._len2 = self.dim - self._len1
         mult = 1 if self.volume_preserving else 2
         conds = []

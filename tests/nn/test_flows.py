@@ -257,3 +257,56 @@ def test_bad_inputs_raise_clear_errors():
         model.apply(var, jnp.zeros((2, 144)), jnp.zeros((3, COND_DIM)), method=model.log_prob)
     with pytest.raises(ValueError, match="clamp_form"):
         ConditionalRealNVP(dim=8, clamp_form="tanh").init(jax.random.PRNGKey(0), jnp.zeros((1, 8)), jnp.zeros((1, 2)))
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("dim", [12, 7])
+def test_matches_authors_freia_flow(dim):
+    """Same weights in the authors' FrEIA 0.2 graph (humr `train/models/freia_nf.py`: GLOWCouplingBlock with
+    clamp 2, PermuteRandom(seed=k) after every block) and in ConditionalRealNVP: same z, x and log-dets."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("FrEIA")
+    from FrEIA.framework import ConditionNode, InputNode, Node, OutputNode, ReversibleGraphNet
+    from FrEIA.modules import GLOWCouplingBlock, PermuteRandom
+
+    torch.manual_seed(0)
+    cdim, fc, blocks = 5, 16, 3
+
+    def subnet_fc(dims_in, dims_out):
+        return torch.nn.Sequential(torch.nn.Linear(dims_in, fc), torch.nn.Dropout(p=0.0), torch.nn.ReLU(),
+                                   torch.nn.Linear(fc, fc), torch.nn.Dropout(p=0.0), torch.nn.ReLU(),
+                                   torch.nn.Linear(fc, dims_out))
+
+    nodes = [InputNode(dim, name="input")]
+    cond = ConditionNode(cdim, name="condition")
+    for k in range(blocks):
+        nodes.append(Node(nodes[-1], GLOWCouplingBlock, {"subnet_constructor": subnet_fc, "clamp": 2.0},
+                          conditions=cond, name=f"coupling_{k}"))
+        nodes.append(Node(nodes[-1], PermuteRandom, {"seed": k}, name=f"permute_{k}"))
+    nodes.append(OutputNode(nodes[-1], name="output"))
+    net = ReversibleGraphNet(nodes + [cond], verbose=False).eval()
+
+    def dense(lin):
+        return {"kernel": jnp.asarray(lin.weight.detach().numpy().T), "bias": jnp.asarray(lin.bias.detach().numpy())}
+
+    params = {}
+    for k in range(blocks):
+        block = nodes[1 + 2 * k].module
+        for name, sub in ((f"block{k}_a", block.subnet2), (f"block{k}_b", block.subnet1)):
+            params[name] = {f"dense_{i}": dense(sub[idx]) for i, idx in enumerate((0, 3, 6))}
+    model = ConditionalRealNVP(dim=dim, num_blocks=blocks, hidden=fc, clamp=2.0, clamp_form="freia", seed=0)
+    variables = {"params": params}
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(4, dim).astype(np.float32)
+    c = rng.randn(4, cdim).astype(np.float32)
+    with torch.no_grad():
+        z_t, ld_t = net(torch.from_numpy(x), c=[torch.from_numpy(c)])
+        x_t, ldr_t = net(torch.from_numpy(x), c=[torch.from_numpy(c)], rev=True)
+    z, ld = model.apply(variables, x, c, method=model.inverse)
+    xg, ldg = model.apply(variables, x, c, method=model.forward)
+    assert float(np.abs(ld_t.numpy()).max()) > 1e-2  # not the identity
+    np.testing.assert_allclose(np.asarray(z), z_t.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ld), ld_t.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(xg), x_t.numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ldg), ldr_t.numpy(), atol=1e-5, rtol=1e-5)
