@@ -552,7 +552,8 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
         write_json_atomic(out / "metrics.json", result)
         if kept:
             from hmrjax.render import save_png
-            grid = prediction_grid(kept, body, mean=config.data.get("mean"), std=config.data.get("std"))
+            grid = prediction_grid(kept, body, mean=config.data.get("mean"), std=config.data.get("std"),
+                                   part_scheme=opts["part_scheme"])
             paths["predictions"] = str(save_png(out / "predictions.png", grid))
     result["paths"] = paths
     return result
@@ -589,7 +590,7 @@ def _upsample(tile, size):
 GRID_COLUMNS = ("input + GT 2D", "pred mesh", "GT mesh", "pred depth", "GT depth", "pred parts", "GT parts")
 
 
-def prediction_grid(examples, body, mean=None, std=None) -> np.ndarray:
+def prediction_grid(examples, body, mean=None, std=None, part_scheme: str = "smpl24") -> np.ndarray:
     """[H', W', 3] uint8 picture, one row per (example, prediction) pair (host arrays, no batch axis):
     input crop with GT keypoints | predicted mesh over the crop | GT mesh over the crop, then predicted vs
     GT depth and part labels when the prediction has them (blank tiles otherwise)."""
@@ -616,16 +617,19 @@ def prediction_grid(examples, body, mean=None, std=None) -> np.ndarray:
                                            color=(0.86, 0.74, 0.65)))
         else:
             row.append(np.zeros_like(crop))
-        if has_depth:
+        if has_depth:  # each map in its own foreground range (a method may predict relative depth)
             gt_d = np.asarray(ex["depth"], np.float64)
-            fg = gt_d > 0
-            lo, hi = (float(gt_d[fg].min()), float(gt_d[fg].max())) if fg.any() else (None, None)
             pd = np.zeros_like(gt_d) if pred.depth is None else np.asarray(pred.depth, np.float64)
-            row.append(_upsample(render.depth_to_rgb(pd, lo, hi), size))
-            row.append(_upsample(render.depth_to_rgb(gt_d, lo, hi), size))
+            row.append(_upsample(render.depth_to_rgb(pd), size))
+            row.append(_upsample(render.depth_to_rgb(gt_d), size))
         if has_seg:
             gt_s = np.asarray(ex["part_seg"], np.int64)
-            ps = (np.zeros_like(gt_s) if pred.part_seg is None else np.argmax(np.asarray(pred.part_seg), -1))
+            if pred.part_seg is None:
+                ps = np.zeros_like(gt_s)
+            else:
+                ps = np.argmax(np.asarray(pred.part_seg), -1)
+                table = part_label_map(int(np.shape(pred.part_seg)[-1]), part_scheme)
+                gt_s = gt_s if table is None else table[gt_s]   # same colours for the same part
             n = int(max(gt_s.max(), ps.max(), 1))
             row.append(_upsample(render.parts_to_rgb(ps, n), size))
             row.append(_upsample(render.parts_to_rgb(gt_s, n), size))
