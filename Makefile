@@ -21,9 +21,9 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not interop" tests
 
-# Interop tier: CPU torch 2.13.0 (a local wheel on the project machines) + smplx.
+# Interop tier: CPU torch 2.13.0 (a local wheel on the project machines) + smplx + FrEIA (reference flows).
 interop: $(BIN)/.installed
-	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0" smplx
+	$(BIN)/python -m pip install -q -c constraints.txt "torch==2.13.0" smplx FrEIA
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m interop tests
 
 clean:

@@ -39,7 +39,7 @@ EXTRAS = {
         "ipykernel>=6.29",
     ],
     # Interop tier: comparisons with the PyTorch reference implementations (CPU torch only).
-    "interop": ["torch==2.13.0", "smplx>=0.1.28"],
+    "interop": ["torch==2.13.0", "smplx>=0.1.28", "FrEIA==0.2"],  # FrEIA: the prob-HMR authors' flow library
     "notebook": ["matplotlib>=3.8", "ipykernel>=6.29"],
 }
 
