@@ -36,8 +36,9 @@ class OracleMethod(Method):
     """Ground truth from the batch (body model on pose/betas/transl; `joints3d` where there is no pose), then
     perturbed by its params: hypothesis s adds `offset + s * sample_delta` (m) to every vertex and every joint
     but the root; depth = GT depth + depth_offset + depth_square * GT depth^2 on the foreground; part_seg =
-    one-hot GT labels, with label 1 relabelled 2 when seg_swap > 0. Training pulls params['offset'] towards config.model.target (the other
-    params get zero gradients). All instances on the shared body compare equal: one compilation serves all."""
+    one-hot GT labels, with label 1 relabelled 2 when seg_swap > 0. Training pulls params['offset'] towards
+    config.model.target (the other params get zero gradients). All instances with the same target compare
+    equal, so one compilation serves every test."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -139,7 +140,8 @@ def _np_pred(p, body, batch, num_samples):
     j = np.where(batch["has_pose"][:, None, None] > 0, j, batch["joints3d"].astype(np.float64))
     place = np.where(batch["has_transl"][:, None, None] > 0, 0.0, PLACEMENT.astype(np.float64))
     v, j = v + place, j + place
-    shift = np.asarray(p["offset"], np.float64) + np.arange(num_samples)[:, None] * np.asarray(p["sample_delta"], np.float64)
+    delta = np.asarray(p["sample_delta"], np.float64)
+    shift = np.asarray(p["offset"], np.float64) + np.arange(num_samples)[:, None] * delta
     pv = v[:, None] + shift[None, :, None]
     pj = j[:, None] + shift[None, :, None] * (np.arange(j.shape[1]) != 0)[None, None, :, None]
     return pv, pj
@@ -172,7 +174,8 @@ def reference(p, batches, body, num_samples, pck_threshold=0.05, preds=None):
             if mesh:
                 pve = [np.mean(np.linalg.norm((pv[i, s] - pj[i, s, 0]) - (gv[i] - gj[0]), axis=-1)) * 1e3
                        for s in range(num_samples)]
-                put("pve", pve[0]), put("pa_pve", np.mean(np.linalg.norm(_umeyama(pv[i, 0], gv[i]) - gv[i], axis=-1)) * 1e3)
+                put("pve", pve[0])
+                put("pa_pve", np.mean(np.linalg.norm(_umeyama(pv[i, 0], gv[i]) - gv[i], axis=-1)) * 1e3)
                 if num_samples > 1:
                     put("pve_best", min(pve))
             # 2D
