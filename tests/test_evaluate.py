@@ -310,15 +310,29 @@ def test_mean_baseline_against_numpy(data):
     assert res["baseline"]["mpjpe"] > 20 and res["mpjpe"] < 0.05
 
 
-def test_restore_workdir_metrics_and_grid(data, tmp_path):
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    """A 2-step training run of the oracle (EMA kept, periodic eval) whose config names a tiny tfds build of
+    synthetic_humans (4 train / 5 test records at 64x64) for the default data path of evaluate_workdir."""
+    from data_pipelines.synthetic import builder
     from hmrjax.train import trainer
+    root = tmp_path_factory.mktemp("synth")
+    mini = builder.SynthConfig("eval_test", (64, 64), (("train", 4), ("test", 5)), examples_per_shard=8, seed=1)
+    builder.build(mini, root, num_workers=0, progress=False)
+    workdir = tmp_path_factory.mktemp("run")
     cfg = make_config()
+    cfg.data.name, cfg.data.data_dir, cfg.data.eval_split = "synthetic_humans/eval_test", str(root), "test"
     cfg.total_steps, cfg.log_every = 2, 1
     cfg.optim.name, cfg.optim.lr, cfg.optim.ema_decay = "adam", 0.01, 0.5
     cfg.checkpoint.every_steps, cfg.checkpoint["async"] = 1, False
-    dataset = grain.MapDataset.source(data["batches"]).repeat(None)
-    state = trainer.train_and_evaluate(cfg, tmp_path, dataset=dataset,
+    dataset = grain.MapDataset.source(data["batches"]).repeat(None)   # training reads the in-memory batches
+    state = trainer.train_and_evaluate(cfg, workdir, dataset=dataset,
                                        evaluate_fn=ev.make_evaluate_fn(cfg, batches=data["batches"]))
+    return workdir, state
+
+
+def test_restore_workdir_metrics_and_grid(data, run):
+    tmp_path, state = run
     ema, params = np.asarray(state.ema_params["offset"]), np.asarray(state.params["offset"])
     assert not np.allclose(ema, params) and np.all(np.abs(ema) > 1e-3)
 
@@ -341,6 +355,18 @@ def test_restore_workdir_metrics_and_grid(data, tmp_path):
                                   out=tmp_path / "raw", num_grid=0)
     np.testing.assert_allclose(res_raw["pve"], np.linalg.norm(params.astype(np.float64)) * 1e3, rtol=1e-4)
     assert "baseline" not in res_raw and not (tmp_path / "raw" / "predictions.png").exists()
+
+
+def test_workdir_default_data_and_train_baseline(run):
+    """evaluate_workdir's own data path: build_eval_dataset over the run's tfds split, mean pose/shape from
+    its train split (JPEG-decoded records through the real pipeline)."""
+    workdir, state = run
+    res = ev.evaluate_workdir(workdir, "test", out=workdir / "tfds_eval", num_grid=2, max_examples=4)
+    norm = np.linalg.norm(np.asarray(state.ema_params["offset"], np.float64)) * 1e3
+    assert res["count"] == 4 and res["baseline"]["poses"] == 4 and res["baseline"]["source"] == "train split"
+    np.testing.assert_allclose(res["pve"], norm, rtol=1e-4)
+    assert res["baseline"]["pa_mpjpe"] > 10 * res["pa_mpjpe"]
+    assert (workdir / "tfds_eval" / "predictions.png").exists()
 
 
 def test_part_label_map_merges_hands_into_wrists():
