@@ -22,6 +22,10 @@ Ground truth 3D: the body model posed with the batch pose/betas/transl where has
 `joints3d` (joint metrics only) where has_joints3d. Every mean is weighted by `valid` (padding) times the
 metric's own availability; `counts` gives each metric's number of examples. Root alignment: the mean of
 the `root` joints of each skeleton (pred and GT separately), `hmrjax.metrics.root_indices`.
+Baseline ("baseline" in the JSON): `MeanBaseline`, the mean training pose (per-joint chordal mean, root
+orientation included) and mean betas at each example's GT translation, measured like the model.
+Optional config fields read by evaluate_workdir: config.eval.{root ('pelvis' | 'hips'), num_samples,
+pck_threshold}; the root layout is config.data.pose_layout.
 """
 from __future__ import annotations
 
