@@ -43,7 +43,9 @@ def open_source(name: str, split: str, data_dir: str = ""):
                     f"synthetic_humans/{cfg} is not built in {root}; run `hmrjax data synth --config {cfg} "
                     f"--data-dir {root}` first")
             _LOG.warning("synthetic_humans/%s is not built in %s: building it now", cfg, root)
-            synth.build(cfg, root, num_workers=min(os.cpu_count() or 1, 4))
+        # Reuses a finished build made with the current settings; a stale `tiny` is rebuilt (seconds), a
+        # stale larger build raises StaleBuildError naming what changed.
+        synth.build(cfg, root, num_workers=min(os.cpu_count() or 1, 4), rebuild_stale=cfg in _AUTO_BUILD)
         return tfds.builder_from_directory(os.fspath(path)).as_data_source(split)
     return tfds.data_source(name, split=split, data_dir=data_dir or None)
 

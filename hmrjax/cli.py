@@ -3,7 +3,7 @@
 Subcommands:
   hmrjax train --config configs/M.py:VARIANT --workdir W [--config.key=value ...]
                                                    train (resumes from W's last checkpoint)
-  hmrjax data synth --config tiny|small|large --data-dir DIR [--workers N]
+  hmrjax data synth --config tiny|small|large --data-dir DIR [--workers N] [--rebuild]
                                                    render the synthetic_humans dataset (resumable)
   hmrjax data sheet --data-dir DIR [--config tiny] [--split test] --out sheet.png
                                                    contact sheet: images, keypoints, parts, depth
@@ -35,7 +35,7 @@ def _cmd_train(args, extra):
 def _cmd_data_synth(args):
     from data_pipelines import synthetic
 
-    path = synthetic.build(args.config, args.data_dir, num_workers=args.workers)
+    path = synthetic.build(args.config, args.data_dir, num_workers=args.workers, rebuild_stale=args.rebuild)
     print(f"synthetic_humans/{args.config} ready in {path}")
 
 
@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="tiny", help="tiny | small | large")
     p.add_argument("--data-dir", required=True, help="tfds data folder")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="rebuild a finished build made with other settings (else it is an error)")
     p.set_defaults(func=_cmd_data_synth)
     p = data.add_parser("sheet", help="write a contact-sheet PNG of dataset examples")
     p.add_argument("--data-dir", required=True)

@@ -208,13 +208,21 @@ def _render_shard_star(args):
     return render_shard(*args)
 
 
-def build(config_name, data_dir, num_workers: int | None = None, progress: bool = True) -> pathlib.Path:
+class StaleBuildError(FileExistsError):
+    """A finished build made with other settings (generator version, body asset, sizes, ...)."""
+
+
+def build(config_name, data_dir, num_workers: int | None = None, progress: bool = True,
+          rebuild_stale: bool = False) -> pathlib.Path:
     """Builds (or reuses, or resumes) `synthetic_humans/<config_name>` under `data_dir`; returns its folder.
 
     config_name: 'tiny' | 'small' | 'large', or a `SynthConfig` (a custom size, e.g. in tests).
     num_workers: worker processes (None: os.cpu_count(); 0: render in this process). Workers are started
     with 'spawn' (safe when the caller has JAX threads running; as always with spawn, a calling script needs
     an `if __name__ == "__main__":` guard). A tqdm bar counts examples.
+    A finished build is reused only if it was made with the same settings (including the body-model asset's
+    hash): otherwise a `StaleBuildError` names what changed, or, with `rebuild_stale`, the stale build is
+    moved aside to `<folder>.stale` and the dataset is built again.
     The returned folder is readable with `tfds.builder_from_directory(path).as_data_source(split)` and
     `tfds.data_source(f"synthetic_humans/{config_name}", data_dir=data_dir)`.
     """
@@ -222,16 +230,29 @@ def build(config_name, data_dir, num_workers: int | None = None, progress: bool 
 
     cfg = _config(config_name)
     final = dataset_path(cfg, data_dir)
+    fp = cfg.fingerprint()
     if (final / MARKER).exists() and (final / "dataset_info.json").exists():
-        _LOG.info("synthetic_humans/%s: reusing the finished build in %s", cfg.name, final)
-        return final
+        built = final / "build_settings.json"
+        old_fp = json.loads(built.read_text()) if built.exists() else {}
+        if old_fp == fp:
+            _LOG.info("synthetic_humans/%s: reusing the finished build in %s", cfg.name, final)
+            return final
+        changed = sorted(k for k in set(fp) | set(old_fp) if fp.get(k) != old_fp.get(k))
+        if not rebuild_stale:
+            raise StaleBuildError(f"{final} was built with other settings (changed: {', '.join(changed)}); its "
+                                  f"labels do not match the current generator/body model. Rebuild it with "
+                                  f"`hmrjax data synth --config {cfg.name} --data-dir {data_dir} --rebuild`")
+        aside = final.with_name(final.name + ".stale")
+        if aside.exists():
+            shutil.rmtree(aside)
+        _LOG.warning("%s is stale (changed: %s): moved to %s, building again", final, ", ".join(changed), aside)
+        os.replace(final, aside)
     if final.exists():
         raise FileExistsError(f"{final} exists but holds no finished build ({MARKER} missing); it was not written "
                               f"by data_pipelines.synthetic.build: move it away and run again")
     work = final.parent / f"incomplete.resumable_{VERSION}"
     work.mkdir(parents=True, exist_ok=True)
     settings = work / "build_settings.json"
-    fp = cfg.fingerprint()
     if settings.exists() and json.loads(settings.read_text()) != fp:
         _LOG.warning("%s was started with other settings: starting over", work)
         shutil.rmtree(work)

@@ -164,6 +164,20 @@ def test_changed_settings_restart_an_unfinished_build(tmp_path, monkeypatch):
     assert (path / stale.name).read_bytes() != b"not a shard of these settings"
 
 
+def test_finished_build_with_other_settings_is_refused_or_rebuilt(tmp_path):
+    path = builder.build(MINI, tmp_path, num_workers=0, progress=False)
+    settings = path / "build_settings.json"
+    stale = json.loads(settings.read_text())
+    stale["body_sha256"] = "0" * 64                       # as if made with another body-model asset
+    settings.write_text(json.dumps(stale))
+    with pytest.raises(builder.StaleBuildError, match="body_sha256"):
+        builder.build(MINI, tmp_path, num_workers=0, progress=False)
+    again = builder.build(MINI, tmp_path, num_workers=0, progress=False, rebuild_stale=True)
+    assert again == path and json.loads((again / "build_settings.json").read_text()) == MINI.fingerprint()
+    assert (path.with_name(path.name + ".stale") / "build_settings.json").exists()
+    assert len(_source(again, "train")) == 6
+
+
 def test_unknown_config_and_foreign_folder_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown synthetic_humans config 'huge'"):
         builder.build("huge", tmp_path)
