@@ -9,6 +9,10 @@ Subcommands:
                                                    contact sheet: images, keypoints, parts, depth
   hmrjax weights convert SRC DST.npz|.msgpack --arch NAME [--no-strict]
                                                    PyTorch backbone checkpoint (.pth/.safetensors) -> flax
+  hmrjax eval --workdir W [--split test] [--max-examples N] [--num-samples S]
+                                                   metrics JSON (+ mean-pose baseline) and a PNG grid
+  hmrjax predict --workdir W --image IMG --out DIR [--bbox X0 Y0 X1 Y1]
+                                                   mesh .obj/.ply and an overlay PNG for one image
   hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
   hmrjax body convert SRC DST.npz                  official SMPL/SMPL-H/SMPL-X/MANO file -> clean .npz
   hmrjax body info MODEL                           print a model's sizes and joint names
@@ -55,6 +59,26 @@ def _cmd_weights_convert(args):
     print(f"wrote {args.dst}")
 
 
+def _cmd_eval(args):
+    from hmrjax.evaluate import evaluate_workdir
+
+    result = evaluate_workdir(args.workdir, args.split, max_examples=args.max_examples,
+                              num_samples=args.num_samples, step=args.step)
+    paths = result.pop("paths", {})
+    print(json.dumps(result, indent=2, default=float))
+    for name, path in paths.items():
+        print(f"wrote {name}: {path}")
+
+
+def _cmd_predict(args):
+    from hmrjax.predict import predict_image
+
+    result = predict_image(args.workdir, args.image, args.out, bbox=args.bbox, num_samples=args.num_samples,
+                           step=args.step)
+    for key in ("obj", "ply", "overlay"):
+        print(f"wrote {result[key]}")
+
+
 def _cmd_demo(args):
     from hmrjax import demo
 
@@ -99,6 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    "parsed by hmrjax.train.config_flags; unknown keys are rejected.")
     p.add_argument("--workdir", required=True, help="checkpoints, logs and the resolved config go here")
     p.set_defaults(func=_cmd_train, takes_extra=True)
+
+    p = sub.add_parser("eval", help="evaluate a trained workdir on a dataset split")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-examples", type=int, default=None)
+    p.add_argument("--num-samples", type=int, default=None, help="hypotheses per image (probabilistic methods)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="predict a mesh for one image with a trained workdir")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--bbox", type=float, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="person box in pixels (default: the whole image)")
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--step", type=int, default=None)
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="pose a body model and write meshes + a picture")
     p.add_argument("--out", default="out/demo", help="output folder")

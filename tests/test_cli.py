@@ -61,3 +61,12 @@ def test_weights_convert_from_safetensors(tmp_path, capsys):
     variables = convert.load_variables(dst)
     np.testing.assert_array_equal(variables["params"]["conv1"]["kernel"], sd["conv1.weight"].transpose(2, 3, 1, 0))
     assert jax.tree.leaves(variables)
+
+
+@pytest.mark.parametrize("argv", [["eval", "--workdir", "{tmp}/nothing"],
+                                  ["predict", "--workdir", "{tmp}/nothing", "--image", "{tmp}/x.png", "--out", "{tmp}/o"]])
+def test_eval_and_predict_report_missing_inputs(tmp_path, capsys, argv):
+    rc = cli.main([a.format(tmp=tmp_path) for a in argv])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "error" in err and str(tmp_path) in err
