@@ -253,15 +253,16 @@ def flip_pose(pose: np.ndarray, perm) -> np.ndarray:
 
 
 def rotate_pose(pose: np.ndarray, rot_deg: float) -> np.ndarray:
-    """Applies the camera roll Rz(theta) (OpenCV frame) to the root orientation of body-frame poses [J, 3].
+    """Applies the camera roll Rz(theta) (OpenCV frame) to the root orientation of camera-frame poses [J, 3].
 
-    A body-frame rotation R_root is R_cam = F R_root in the camera frame (F = diag(1, -1, -1)); after
-    the roll, Rz F R_root = F (F Rz F) R_root, and F Rz(theta) F = Rz(-theta): R_root' = Rz(-theta) R_root.
+    Schema convention (as in HMR2.0/SPIN labels and `synthetic_humans`): the body-to-camera rotation is part
+    of the root orientation, so X_cam = X_body(pose) + transl. Rolling the camera maps X_cam -> Rz X_cam,
+    hence R_root' = Rz(theta) R_root (and `transform_3d` moves transl so the root joint turns in place).
     """
     if rot_deg == 0.0:
         return pose
     pose = np.array(pose, copy=True)
-    root = Rotation.from_rotvec([0.0, 0.0, -np.deg2rad(rot_deg)]) * Rotation.from_rotvec(pose[0].astype(np.float64))
+    root = Rotation.from_rotvec([0.0, 0.0, np.deg2rad(rot_deg)]) * Rotation.from_rotvec(pose[0].astype(np.float64))
     pose[0] = root.as_rotvec()
     return pose
 
@@ -275,8 +276,8 @@ def _rz(rot_deg: float) -> np.ndarray:
 def transform_3d(joints3d, transl, rot_deg: float, flip: bool, perm, has_joints3d: bool = True):
     """Camera-frame joints [J, 3] and body translation [3] under the mirror (x -> -x) then the roll Rz.
 
-    The body is placed as X_cam = F X_body(pose) + transl, and X_body keeps the root joint fixed under
-    the root rotation, so the root joint P0 = joints3d[0] stays put while the body turns about it:
+    The body is placed as X_cam = X_body(pose) + transl (the root orientation is in the camera frame), and
+    X_body keeps the root joint fixed under the root rotation, so the root joint P0 = joints3d[0] stays put while the body turns about it:
     transl' = Rz transl_m + (Rz - I) (P0_m - transl_m) = transl_m + Rz P0_m - P0_m (m: after the mirror).
     For the mirror, transl_m = M transl holds when the model's rest root joint is on its symmetry plane.
     Returns (joints3d', transl', transl_valid): without joints3d a rolled transl cannot be computed
