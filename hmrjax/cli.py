@@ -33,7 +33,12 @@ def _cmd_train(args, extra):
     config, rest = parse_config_flags(extra)
     if rest:
         raise ValueError(f"unrecognised arguments: {' '.join(rest)}")
-    train_and_evaluate(config, args.workdir)
+    evaluate_fn = None
+    if int(config.get("eval_every", 0) or 0) > 0:      # periodic evaluation on config.data.eval_split
+        from hmrjax.evaluate import make_evaluate_fn
+        evaluate_fn = make_evaluate_fn(config, config.data.get("eval_split", "validation"),
+                                       max_examples=config.get("eval_max_examples", None))
+    train_and_evaluate(config, args.workdir, evaluate_fn=evaluate_fn)
 
 
 def _cmd_data_synth(args):
