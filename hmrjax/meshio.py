@@ -5,11 +5,11 @@ round-trip tests and for users who want to load a saved prediction back.
 """
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from hmrjax import fileio
 
 
 def _check_mesh(vertices, faces, colors=None):
@@ -33,21 +33,6 @@ def _check_mesh(vertices, faces, colors=None):
     return v.astype(np.float32), f.astype(np.int32), c
 
 
-def _atomic_write(path, data: bytes):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_obj(path, vertices, faces, colors=None):
     """Write `vertices [V,3]` (m) and `faces [F,3]` (0-based) as `.obj`; optional per-vertex `colors [V,3]`."""
     v, f, c = _check_mesh(vertices, faces, colors)
@@ -58,7 +43,7 @@ def write_obj(path, vertices, faces, colors=None):
         cf = c.astype(np.float32) / 255.0
         lines.extend(f"v {x:.6f} {y:.6f} {z:.6f} {r:.4f} {g:.4f} {b:.4f}" for (x, y, z), (r, g, b) in zip(v, cf))
     lines.extend(f"f {a + 1} {b + 1} {d + 1}" for a, b, d in f)
-    return _atomic_write(path, ("\n".join(lines) + "\n").encode())
+    return fileio.write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
 def write_ply(path, vertices, faces, colors=None):
@@ -79,7 +64,7 @@ def write_ply(path, vertices, faces, colors=None):
     face["n"] = 3
     face["idx"] = f
     data = ("\n".join(header) + "\n").encode() + vert.tobytes() + face.tobytes()
-    return _atomic_write(path, data)
+    return fileio.write_bytes(path, data)
 
 
 def read_ply(path):

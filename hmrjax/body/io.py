@@ -19,10 +19,11 @@ import _compat_pickle
 import os
 import pathlib
 import pickle
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from hmrjax import fileio
 
 __all__ = [
     "UnsafePickleError",
@@ -491,17 +492,7 @@ def write_npz_atomic(dst, arrays: dict) -> pathlib.Path:
     dst = pathlib.Path(dst)
     if dst.suffix.lower() != ".npz":
         raise BodyModelFileError(f"destination must end in .npz, got {dst}")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
+    return fileio.savez(dst, arrays, compressed=True)
 
 
 def convert(src, dst, model_type: str | None = None) -> pathlib.Path:

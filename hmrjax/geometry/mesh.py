@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-import os
 import pathlib
-import tempfile
 from typing import Sequence
 
 import numpy as np
+
+from hmrjax import fileio
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
@@ -666,17 +666,7 @@ def save_coarse_levels(path, levels: Sequence[CoarseLevel]):
         arrays[f"level{i}_up_indices"] = np.asarray(lv.up_indices, np.int64)
         arrays[f"level{i}_up_weights"] = np.asarray(lv.up_weights, np.float32)
         arrays[f"level{i}_num_fine"] = np.array(lv.num_fine, np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return fileio.savez(path, arrays)
 
 
 def load_coarse_levels(path) -> list[CoarseLevel]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 from typing import Sequence
 
 import numpy as np
+
+from hmrjax import fileio
 from PIL import Image, ImageDraw, ImageFont
 
 # Polynomial fits of the two maps (turbo: A. Mikhailov's map, fit by R. Du; viridis: fit by M. Zucker),
@@ -169,19 +170,10 @@ def make_grid(images: Sequence[np.ndarray], nrow: int, labels: Sequence[str] | N
 def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
     """Write an image (anything `to_uint8_rgb` accepts) as PNG: temporary file in the target folder,
     then an atomic rename, so a reader never sees a partial file. Creates parent folders."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(to_uint8_rgb(image))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with fileio.atomic_open(path, "wb") as fh:
+        img.save(fh, format="PNG")
+    return pathlib.Path(path)
 
 
 __all__ = ["COLORMAPS", "apply_colormap", "depth_to_rgb", "make_grid", "part_palette", "parts_to_rgb",

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from hmrjax import fileio
+
 
 # ---------------------------------------------------------------- CRC-32C (Castagnoli), TFRecord framing
 def _crc32c_table():
@@ -107,10 +109,7 @@ class EventFileWriter:
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     """Writes JSON to a temporary name in the same folder, then renames it over `path`."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    fileio.write_json(path, obj, indent=2, sort_keys=True, default=str)
 
 
 def _to_float(value) -> float:

@@ -18,12 +18,13 @@ import json
 import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+
+from hmrjax import fileio
 
 __all__ = ["load_torch_weights", "convert_state_dict", "convert_checkpoint", "read_state_dict",
            "read_safetensors", "write_safetensors", "save_variables", "load_variables",
@@ -135,20 +136,7 @@ def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]
         offset += len(raw)
     hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hb += b" " * (-len(hb) % 8)
-    _atomic_write(path, struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
-
-
-def _atomic_write(path: str | os.PathLike, payload: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.write_bytes(path, struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -364,18 +352,10 @@ def save_variables(variables: Mapping, dst: str | os.PathLike) -> None:
     dst = Path(dst)
     if dst.suffix == ".npz":
         flat = {"/".join(p): np.asarray(v) for p, v in _flatten(variables).items()}
-        fd, tmp = tempfile.mkstemp(dir=dst.parent or ".", prefix=dst.name + ".", suffix=".tmp.npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, **flat)
-            os.replace(tmp, dst)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        fileio.savez(dst, flat)
     elif dst.suffix == ".msgpack":
         from flax import serialization
-        _atomic_write(dst, serialization.msgpack_serialize(
+        fileio.write_bytes(dst, serialization.msgpack_serialize(
             {k: {"/".join(p): np.asarray(v) for p, v in _flatten(t).items()} for k, t in variables.items()}))
     else:
         raise ValueError(f"save_variables: destination must end in .npz or .msgpack, got {dst}")
