@@ -209,8 +209,8 @@ def test_rotate_pose_root_against_rotation_matrices():
         r1 = np.asarray(rotations.axis_angle_to_matrix(out[0]), np.float64)
         th = np.deg2rad(deg)
         rz = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
-        f = np.diag([1.0, -1.0, -1.0])  # body (y up) -> camera (OpenCV)
-        np.testing.assert_allclose(f @ r1, rz @ f @ r0, atol=1e-5)   # the camera-frame orientation is rolled
+        # schema poses carry the camera-frame root orientation: the roll left-multiplies it
+        np.testing.assert_allclose(r1, rz @ r0, atol=1e-5)
         np.testing.assert_array_equal(out[1:], pose[1:])
 
 
