@@ -282,9 +282,8 @@ def test_vertex_map_pickle_any_protocol(tmp_path, smpl_npz, protocol):
         bio.load_vertex_map(tmp_path / "smplx2smpl.pkl", 7)
 
 
-def test_shipped_asset_if_present():
+def test_shipped_assets_load():
     names = bio.shipped_model_names()
-    if not names:
-        pytest.skip("no asset shipped yet (hmrjax/body/assets/*.npz is written by the Anny exporter)")
+    assert {"anny", "anny_lite"} <= set(names), names
     body = hmrjax.body.load(names[0])
     assert body.num_vertices > 0 and body.faces.dtype == np.int32 and len(body.joint_names) == body.num_joints

@@ -7,7 +7,6 @@ test body built here (exactly symmetric by construction, so its symmetry error i
 and the shipped `anny_lite` asset (measured: rest-mesh symmetry error 0.073 mm, flip error of random
 poses 0.093 mm; a wrong mirror rule is > 20x off).
 """
-import pathlib
 
 import jax
 import numpy as np
@@ -82,10 +81,7 @@ def symmetric_body(points_per_joint: int = 24, num_betas: int = 10, seed: int = 
 
 def _anny_lite():
     import hmrjax.body
-    assets = pathlib.Path(hmrjax.body.__file__).parent / "assets"
-    if not (assets / "anny_lite.npz").exists():
-        pytest.skip("anny_lite asset missing (hmrjax/body/assets/anny_lite.npz); the symmetric body covers flip")
-    return hmrjax.body.load("anny_lite")
+    return hmrjax.body.load("anny_lite")       # shipped with the package
 
 
 def _pose_fn(body):
