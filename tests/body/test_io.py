@@ -193,9 +193,7 @@ def test_folder_resolution(smpl_npz):
 
 
 def test_float64_needs_x64(smpl_npz):
-    if jax.config.jax_enable_x64:
-        pytest.skip("x64 already enabled globally")  # the check itself is what we test otherwise
-    with pytest.raises(ValueError, match="x64"):
+    with jax.enable_x64(False), pytest.raises(ValueError, match="x64"):
         hmrjax.body.load(smpl_npz, dtype="float64")
 
 
