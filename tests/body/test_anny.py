@@ -13,16 +13,13 @@ import pytest
 import scipy.spatial
 
 import hmrjax.body
+from hmrjax.body import layouts
 
 ASSETS = pathlib.Path(hmrjax.body.__file__).resolve().parent / "assets"
 NAMES = ("anny", "anny_lite")
-SMPL_JOINT_NAMES = [
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-]
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+# the SMPL 24-joint table has one home, hmrjax.body.layouts (itself tested against the official kintree)
+SMPL_JOINT_NAMES = list(layouts.get_layout("smpl24").joint_names)
+SMPL_PARENTS = list(layouts.get_layout("smpl24").parents)
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
 
