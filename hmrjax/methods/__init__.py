@@ -14,6 +14,8 @@ from hmrjax.methods.base import Method, Prediction, split_variables
 _REGISTRY = {
     "toy": "hmrjax.methods.toy:ToyMethod",
     "dpose": "hmrjax.methods.dpose:DPoSE",
+    "prob_hmr": "hmrjax.methods.prob_hmr:ProbHMR",
+    "detector2d": "hmrjax.methods.detector2d:Detector2D",
 }
 
 __all__ = ["Method", "Prediction", "split_variables", "register", "registered", "get_method_class", "create"]
