@@ -5,12 +5,15 @@ Subcommands:
                                                    train (resumes from W's last checkpoint)
   hmrjax data synth --config tiny|small|large --data-dir DIR [--workers N] [--rebuild]
                                                    render the synthetic_humans dataset (resumable)
+  hmrjax data heatmaps --detector-workdir W --data-dir DIR [--config small] [--splits ...] [--batch-size B]
+                                                   2D-detector heatmap samples stored beside the dataset
   hmrjax data sheet --data-dir DIR [--config tiny] [--split test] --out sheet.png
                                                    contact sheet: images, keypoints, parts, depth
   hmrjax weights convert SRC DST.npz|.msgpack --arch NAME [--no-strict]
                                                    PyTorch backbone checkpoint (.pth/.safetensors) -> flax
   hmrjax eval --workdir W [--split test] [--max-examples N] [--num-samples S]
-                                                   metrics JSON (+ mean-pose baseline) and a PNG grid
+                                                   metrics JSON (+ mean-pose baseline) and a PNG grid;
+                                                   detector2d runs: PCK / confidences (eval_<split>.json)
   hmrjax predict --workdir W --image IMG --out DIR [--bbox X0 Y0 X1 Y1]
                                                    mesh .obj/.ply and an overlay PNG for one image
   hmrjax demo --out DIR [--model anny|PATH]       pose a body model, write .obj/.ply and a PNG
@@ -55,6 +58,16 @@ def _cmd_data_sheet(args):
     print(f"wrote {out}")
 
 
+def _cmd_data_heatmaps(args):
+    from data_pipelines import heatmap_samples
+
+    result = heatmap_samples.generate(args.detector_workdir, args.data_dir,
+                                      dataset=f"synthetic_humans/{args.config}" if args.config else args.dataset,
+                                      splits=args.splits, samples_name=args.name, batch_size=args.batch_size,
+                                      num_samples=args.num_samples, min_conf=args.min_conf, step=args.step)
+    print(json.dumps(result, indent=2))
+
+
 def _cmd_weights_convert(args):
     from hmrjax.nn import backbones
 
@@ -65,8 +78,14 @@ def _cmd_weights_convert(args):
 
 
 def _cmd_eval(args):
-    from hmrjax.evaluate import evaluate_workdir
+    from hmrjax.evaluate import evaluate_workdir, load_config
 
+    if load_config(args.workdir).get("method") == "detector2d":     # a 2D detector: PCK / confidences
+        from hmrjax.methods.detector2d import evaluate_detector
+        result = evaluate_detector(args.workdir, args.split, max_examples=args.max_examples, step=args.step)
+        print(json.dumps(result, indent=2, default=float))
+        print(f"wrote {args.workdir}/eval_{args.split}.json")
+        return
     result = evaluate_workdir(args.workdir, args.split, max_examples=args.max_examples,
                               num_samples=args.num_samples, step=args.step)
     paths = result.pop("paths", {})
@@ -169,6 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=12)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_data_sheet)
+
+    p = data.add_parser("heatmaps", help="run a trained 2D detector over a dataset; store heatmap samples beside it")
+    p.add_argument("--detector-workdir", required=True, help="a detector2d training workdir")
+    p.add_argument("--data-dir", required=True, help="tfds data folder of the dataset")
+    p.add_argument("--config", default="small", help="synthetic_humans config (tiny | small | large); '' to use "
+                                                     "--dataset")
+    p.add_argument("--dataset", default=None, help="tfds name when --config ''")
+    p.add_argument("--splits", nargs="+", default=None,
+                   help="default: train validation test test_occluded test_ood")
+    p.add_argument("--name", default=None, help="store name: heatmaps_<name> (default: the workdir's folder name)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-samples", type=int, default=150, help="samples per joint")
+    p.add_argument("--min-conf", type=float, default=0.05, help="heatmap values below this get probability 0")
+    p.add_argument("--step", type=int, default=None, help="detector checkpoint step (default: the latest)")
+    p.set_defaults(func=_cmd_data_heatmaps)
 
     weights = sub.add_parser("weights", help="backbone weights").add_subparsers(dest="weights_command",
                                                                                  required=True)
