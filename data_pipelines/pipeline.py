@@ -82,6 +82,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.pose_layout = "smpl24"        # joint layout of pose / joints3d (flip permutation)
     c.part_scheme = "smpl24"        # part_seg label scheme (flip swaps left/right labels)
     c.num_heatmap_samples = 0       # S' of heatmap_samples (0: fields not emitted)
+    c.heatmap_samples_name = ""     # join the detector store heatmaps_<name> beside the dataset (heatmap_samples.py)
     c.heatmaps = False              # emit Gaussian keypoint heatmaps
     c.heatmap_size = 56
     c.heatmap_sigma = 2.0           # heatmap px

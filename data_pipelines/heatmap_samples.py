@@ -1,0 +1,343 @@
+"""2D-detector heatmap samples stored beside a dataset (ArrayRecord), and their join into a pipeline source.
+
+Owns the sampling (`sample_heatmaps`: multinomial draws from heatmaps), the mask distances
+(`mask_distances`), the store (`store_dir`, `write_split`, `SampleStore`), the generation run
+(`generate`, what `hmrjax data heatmaps` calls) and the join (`JoinedSource`, `join`), which
+`data_pipelines.open_source` applies when `config.data.heatmap_samples_name` is set.
+
+Sampling (Wehrbein et al.; the authors' code github.com/twehrbein/humr, `train/utils/sampling_utils.py`
+`HeatmapSampler` and `train/dataset/dataset.py`, read as facts): every heatmap is read as a multinomial
+distribution over its pixels with probability proportional to the heatmap value, after values below
+`min_conf` (0.05: "samples with confidence < 0.05 dropped") are set to zero; a heatmap with no pixel left
+is sampled uniformly (their code sets it to a constant 0.001). S = 150 draws with replacement per joint,
+at heatmap pixel centres (no sub-pixel jitter, as theirs), so every record holds exactly S samples per
+joint and no padding is needed. The per-joint confidence `heatmap_conf` is the heatmap maximum (their
+`hm_max_confs` is the maximum over the stored samples' values, the same up to sampling). The mask
+distance of a sample is the Euclidean distance (full-frame px) from its nearest pixel to the closest
+person-mask pixel (`scipy.ndimage.distance_transform_edt`; 0 inside; their code treats > 0.71 as
+outside), plus, for a sample outside the image, its distance to that border pixel; -1 when the record
+has no mask.
+
+Layout: `<dataset folder>/heatmaps_<name>/<split>.array_record` and `info.json` (written last: a store
+without it is incomplete), where the dataset folder is the tfds version folder
+(`<data_dir>/synthetic_humans/<config>/1.0.0` for the synthetic data). Record i belongs to source
+record i. Each record is `np.savez_compressed` bytes (pickle-free) of
+  keypoints   [17, 3] float32   argmax (x, y) full-frame px (quarter-pixel refined) + confidence
+  samples     [17, S, 2] float32 full-frame px
+  sample_conf [17, S] float16    heatmap value at each sample
+  mask_dist   [17, S] float16    px to the person mask (see above)
+info.json: splits and sizes, num_samples, min_conf, seed, heatmap and crop size, the detector workdir and
+step, and the sha256 of the dataset's `dataset_info.json` (a rebuilt dataset makes the store stale: the
+join refuses it).
+Join: `JoinedSource(source, store, num_samples)[i]` is `source[i]` plus `heatmap_samples`
+[17, num_samples, 2] (the first num_samples of the stored S; draws are i.i.d.) and `heatmap_conf` [17]
+(schema fields; full-frame px); the grain pipeline then maps them into the crop.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import os
+import pathlib
+import time
+import zlib
+
+import numpy as np
+
+from hmrjax import fileio
+
+__all__ = ["DEFAULT_NUM_SAMPLES", "DEFAULT_MIN_CONF", "sample_heatmaps", "heatmap_px_to_full", "mask_distances",
+           "dataset_folder", "store_dir", "encode_record", "decode_record", "write_split", "SampleStore",
+           "JoinedSource", "join", "generate"]
+
+DEFAULT_NUM_SAMPLES = 150
+DEFAULT_MIN_CONF = 0.05
+NUM_KEYPOINTS = 17
+_FIELDS = ("keypoints", "samples", "sample_conf", "mask_dist")
+
+
+# ------------------------------------------------------------------------------------------ sampling
+def sample_heatmaps(heatmaps, num_samples: int, min_conf: float, rng: np.random.Generator):
+    """Multinomial samples from heatmaps.
+
+    heatmaps: [N, K, h, w]. p(pixel) is proportional to H where H >= min_conf (0 elsewhere, negative values
+    too); a heatmap without such a pixel is sampled uniformly. Returns (xy [N, K, S, 2] int32 heatmap px
+    (x = column, y = row), values [N, K, S] float32 heatmap value at each sample).
+    """
+    hm = np.asarray(heatmaps, np.float64)
+    if hm.ndim != 4:
+        raise ValueError(f"sample_heatmaps: heatmaps must be [N, K, h, w], got shape {hm.shape}")
+    n, k, h, w = hm.shape
+    flat = hm.reshape(n * k, h * w)
+    probs = np.where(flat >= min_conf, np.maximum(flat, 0.0), 0.0)
+    total = probs.sum(-1, keepdims=True)
+    probs = np.where(total > 0, probs, 1.0)
+    cdf = np.cumsum(probs, axis=-1)
+    u = rng.random((n * k, num_samples)) * cdf[:, -1:]
+    idx = np.empty((n * k, num_samples), np.int64)
+    for r in range(n * k):
+        idx[r] = np.searchsorted(cdf[r], u[r], side="right")
+    idx = np.minimum(idx, h * w - 1)
+    values = np.take_along_axis(flat, idx, axis=-1).astype(np.float32)
+    xy = np.stack([idx % w, idx // w], axis=-1).astype(np.int32)
+    return xy.reshape(n, k, num_samples, 2), values.reshape(n, k, num_samples)
+
+
+def heatmap_px_to_full(points, heatmap_size, crop_size: int, crop_transform) -> np.ndarray:
+    """Heatmap px [..., 2] of one crop -> full-frame px, through crop px u = (hx + 0.5) S / w - 0.5 and the
+    inverse of `crop_transform` [2, 3] (full px -> crop px, the pipeline's)."""
+    from data_pipelines import transforms as tf
+    h, w = heatmap_size
+    p = np.asarray(points, np.float64)
+    crop = np.stack([(p[..., 0] + 0.5) * crop_size / w - 0.5, (p[..., 1] + 0.5) * crop_size / h - 0.5], -1)
+    return tf.apply_affine(tf.invert(np.asarray(crop_transform, np.float64)), crop)
+
+
+def mask_distances(points, mask) -> np.ndarray:
+    """Distance (px) of each full-frame point [..., 2] to the closest pixel of `mask` [H, W] (non-zero =
+    person): the Euclidean distance transform at the point's nearest pixel (clamped into the image), plus
+    the distance from the point to that clamped pixel. An empty mask gives +inf."""
+    from scipy import ndimage
+    m = np.asarray(mask) > 0
+    p = np.asarray(points, np.float64)
+    if not m.any():
+        return np.full(p.shape[:-1], np.inf)
+    dist = ndimage.distance_transform_edt(~m)
+    h, w = m.shape
+    xi = np.clip(np.rint(p[..., 0]), 0, w - 1)
+    yi = np.clip(np.rint(p[..., 1]), 0, h - 1)
+    extra = np.where((xi == np.rint(p[..., 0])) & (yi == np.rint(p[..., 1])), 0.0,
+                     np.hypot(p[..., 0] - xi, p[..., 1] - yi))
+    return dist[yi.astype(np.int64), xi.astype(np.int64)] + extra
+
+
+# ------------------------------------------------------------------------------------------ store
+def dataset_folder(name: str, data_dir: str = "") -> pathlib.Path:
+    """The versioned tfds folder of `name` ("dataset[/config]") in `data_dir` ("" = tfds default)."""
+    import tensorflow_datasets as tfds
+    root = data_dir or os.fspath(tfds.core.constants.DATA_DIR)
+    base, _, cfg = name.partition("/")
+    if base == "synthetic_humans":
+        from data_pipelines.synthetic import builder as synth
+        return synth.dataset_path(cfg or "tiny", root)
+    return pathlib.Path(tfds.builder(name, data_dir=root).data_dir)
+
+
+def store_dir(name: str, data_dir: str, samples_name: str) -> pathlib.Path:
+    """`<dataset folder>/heatmaps_<samples_name>`."""
+    if not samples_name or "/" in samples_name or samples_name.startswith("."):
+        raise ValueError(f"heatmap samples name must be a plain folder name, got {samples_name!r}")
+    return dataset_folder(name, data_dir) / f"heatmaps_{samples_name}"
+
+
+def _dataset_fingerprint(folder: pathlib.Path) -> str:
+    info = folder / "dataset_info.json"
+    return hashlib.sha256(info.read_bytes()).hexdigest() if info.exists() else ""
+
+
+def encode_record(keypoints, samples, sample_conf, mask_dist) -> bytes:
+    """One example's arrays -> `np.savez_compressed` bytes (shapes in the module docstring)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, keypoints=np.asarray(keypoints, np.float32), samples=np.asarray(samples, np.float32),
+                        sample_conf=np.asarray(sample_conf, np.float16), mask_dist=np.asarray(mask_dist, np.float16))
+    return buf.getvalue()
+
+
+def decode_record(data: bytes) -> dict:
+    """Bytes of `encode_record` -> {field: array}."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in _FIELDS}
+
+
+def write_split(path, records) -> int:
+    """Writes an iterable of record bytes to an ArrayRecord file atomically (temporary name, then rename).
+    Returns the number of records."""
+    from array_record.python import array_record_module
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    count = 0
+    writer = array_record_module.ArrayRecordWriter(os.fspath(tmp), "group_size:1")
+    try:
+        for data in records:
+            writer.write(data)
+            count += 1
+        writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        writer.close()
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return count
+
+
+class SampleStore:
+    """Random access to one split of a heatmap-sample store: `store[i]` -> dict (module docstring)."""
+
+    def __init__(self, directory, split: str, dataset_folder_path=None):
+        from array_record.python import array_record_data_source
+        self.directory = pathlib.Path(directory)
+        info_path = self.directory / "info.json"
+        if not info_path.exists():
+            raise FileNotFoundError(f"{info_path} not found: the heatmap samples in {self.directory} are missing or "
+                                    f"incomplete; run `hmrjax data heatmaps` first")
+        self.info = json.loads(info_path.read_text())
+        if split not in self.info.get("splits", {}):
+            raise FileNotFoundError(f"{self.directory} has no heatmap samples for split {split!r} "
+                                    f"(has {sorted(self.info.get('splits', {}))})")
+        if dataset_folder_path is not None:
+            now = _dataset_fingerprint(pathlib.Path(dataset_folder_path))
+            if self.info.get("dataset_sha256") and now and now != self.info["dataset_sha256"]:
+                raise ValueError(f"heatmap samples in {self.directory} were made for another build of the dataset "
+                                 f"(dataset_info.json changed): run `hmrjax data heatmaps` again")
+        self.path = self.directory / f"{split}.array_record"
+        self._source = array_record_data_source.ArrayRecordDataSource([os.fspath(self.path)])
+        self.num_samples = int(self.info["num_samples"])
+
+    def __len__(self):
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict:
+        return decode_record(self._source[int(index)])
+
+
+class JoinedSource:
+    """`source[i]` plus `heatmap_samples` [17, num_samples, 2] (full px) and `heatmap_conf` [17]."""
+
+    def __init__(self, source, store: SampleStore, num_samples: int):
+        if len(store) != len(source):
+            raise ValueError(f"heatmap samples {store.path} hold {len(store)} records, the source {len(source)}")
+        if not 0 < int(num_samples) <= store.num_samples:
+            raise ValueError(f"config.data.num_heatmap_samples={num_samples} must be in [1, {store.num_samples}] "
+                             f"(samples stored per joint in {store.path})")
+        self.source, self.store, self.num_samples = source, store, int(num_samples)
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        ex = dict(self.source[index])
+        rec = self.store[index]
+        ex["heatmap_samples"] = rec["samples"][:, : self.num_samples]
+        ex["heatmap_conf"] = rec["keypoints"][:, 2]
+        ex["has_heatmap_samples"] = np.float32(1.0)
+        return ex
+
+
+def join(source, name: str, split: str, data_dir: str, samples_name: str, num_samples: int) -> JoinedSource:
+    """`source` (records of `name`/`split`) joined with the store `heatmaps_<samples_name>`."""
+    if int(num_samples) <= 0:
+        raise ValueError(f"config.data.heatmap_samples_name={samples_name!r} needs config.data.num_heatmap_samples "
+                         f"> 0 (got {num_samples})")
+    folder = dataset_folder(name, data_dir)
+    store = SampleStore(folder / f"heatmaps_{samples_name}", split, dataset_folder_path=folder)
+    return JoinedSource(source, store, num_samples)
+
+
+# ------------------------------------------------------------------------------------------ generation
+def _split_records(method, variables, source, dcfg, *, batch_size: int, num_samples: int, min_conf: float,
+                   seed: int, split_id: int, detect):
+    """Yields encoded records for every index of `source`, in order."""
+    import jax
+
+    from data_pipelines import pipeline
+    n = len(source)
+    tables = pipeline.flip_tables(dcfg)
+
+    def load(i):
+        ex = pipeline.load_record(source, i, dcfg)
+        inp = pipeline.prepare_example(ex, None, dcfg, train=False, tables=tables)
+        mask = ex["mask"] if ex["has_mask"] else None
+        return inp["img"], inp["crop_transform"], mask
+
+    size = int(dcfg.image_size)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for start in range(0, n, batch_size):
+            idx = list(range(start, min(start + batch_size, n)))
+            items = list(pool.map(load, idx))
+            imgs = np.stack([it[0] for it in items])
+            if len(idx) < batch_size:  # one compiled shape: pad the last batch
+                imgs = np.concatenate([imgs, np.zeros((batch_size - len(idx),) + imgs.shape[1:], imgs.dtype)])
+            px, conf, hm = jax.device_get(detect(variables, imgs))
+            hm = np.asarray(hm)[: len(idx)]
+            rng = np.random.default_rng([seed, split_id, start])
+            xy, values = sample_heatmaps(hm, num_samples, min_conf, rng)
+            for j, i in enumerate(idx):
+                _, crop_tf, mask = items[j]
+                kp_full = heatmap_crop_to_full(px[j], crop_tf)
+                samples = heatmap_px_to_full(xy[j], hm.shape[2:], size, crop_tf)
+                dist = (mask_distances(samples, mask) if mask is not None else np.full(values[j].shape, -1.0))
+                yield encode_record(np.concatenate([kp_full, conf[j][:, None]], -1), samples, values[j], dist)
+
+
+def heatmap_crop_to_full(points_crop, crop_transform) -> np.ndarray:
+    """Crop px [..., 2] -> full-frame px through the inverse of `crop_transform` [2, 3]."""
+    from data_pipelines import transforms as tf
+    return tf.apply_affine(tf.invert(np.asarray(crop_transform, np.float64)), np.asarray(points_crop, np.float64))
+
+
+def generate(detector_workdir, data_dir: str, *, dataset: str | None = None, splits=None, samples_name=None,
+             batch_size: int = 64, num_samples: int = DEFAULT_NUM_SAMPLES, min_conf: float = DEFAULT_MIN_CONF,
+             seed: int = 0, step=None, log=print) -> dict:
+    """Runs a trained detector2d over `splits` of `dataset` and writes the store (module docstring).
+
+    detector_workdir: a `hmrjax train` workdir of method detector2d (newest checkpoint unless `step`).
+    dataset: tfds name (default: the detector's config.data.name); data_dir: its tfds folder.
+    splits: default every split of the synthetic data (train, validation, test, test_occluded, test_ood).
+    samples_name: store folder suffix (default: the workdir's folder name).
+    Returns {"dir": store folder, "splits": {split: {"records", "seconds"}}, "seconds": total}.
+    """
+    import jax
+    import ml_collections
+
+    import data_pipelines
+    from hmrjax import methods
+    from hmrjax.evaluate import load_config, restore_variables
+
+    config = load_config(detector_workdir)
+    if config.method != "detector2d":
+        raise ValueError(f"{detector_workdir} is a {config.method!r} run; `data heatmaps` needs a detector2d run")
+    dataset = dataset or str(config.data.name)
+    samples_name = samples_name or pathlib.Path(detector_workdir).absolute().name
+    if splits is None:
+        from data_pipelines.synthetic.builder import SPLITS
+        splits = SPLITS
+    method = methods.create(config)
+    variables, det_step = restore_variables(detector_workdir, step=step, config=config)
+    detect = jax.jit(method.detect)
+    dcfg = ml_collections.ConfigDict(config.data.to_dict())
+    dcfg.num_heatmap_samples = 0
+    dcfg.heatmaps = False
+    out_dir = store_dir(dataset, data_dir, samples_name)
+    folder = dataset_folder(dataset, data_dir)
+    info = {"name": samples_name, "dataset": dataset, "num_samples": int(num_samples), "min_conf": float(min_conf),
+            "seed": int(seed), "heatmap_size": int(config.data.heatmap_size), "crop_size": int(config.data.image_size),
+            "detector_workdir": os.fspath(pathlib.Path(detector_workdir).absolute()), "detector_step": int(det_step),
+            "dataset_sha256": _dataset_fingerprint(folder), "fields": {
+                "keypoints": "[17, 3] float32 argmax (x, y) full px + confidence",
+                "samples": "[17, S, 2] float32 full px", "sample_conf": "[17, S] float16 heatmap value",
+                "mask_dist": "[17, S] float16 px to the person mask (0 inside, -1 no mask)"}, "splits": {}}
+    old = out_dir / "info.json"
+    if old.exists():  # keep splits written earlier with the same settings
+        prev = json.loads(old.read_text())
+        same = all(prev.get(k) == info[k] for k in ("num_samples", "min_conf", "seed", "detector_step",
+                                                     "dataset_sha256", "detector_workdir"))
+        if same:
+            info["splits"] = {s: v for s, v in prev.get("splits", {}).items() if (out_dir / f"{s}.array_record").exists()}
+        old.unlink()  # incomplete until rewritten
+    total_t = time.perf_counter()
+    for split in splits:
+        t0 = time.perf_counter()
+        source = data_pipelines.open_source(dataset, split, data_dir)
+        count = write_split(out_dir / f"{split}.array_record",
+                            _split_records(method, variables, source, dcfg, batch_size=int(batch_size),
+                                           num_samples=int(num_samples), min_conf=float(min_conf), seed=int(seed),
+                                           split_id=zlib.crc32(split.encode()), detect=detect))
+        secs = time.perf_counter() - t0
+        info["splits"][split] = {"records": count, "seconds": round(secs, 2)}
+        log(f"heatmaps {split}: {count} records in {secs:.1f} s -> {out_dir / (split + '.array_record')}")
+    fileio.write_json(out_dir / "info.json", info)
+    return {"dir": os.fspath(out_dir), "splits": info["splits"], "seconds": round(time.perf_counter() - total_t, 2)}
