@@ -10,6 +10,8 @@ Every `configs/<method>.py` does
 
 Fields of `base_config()` (the trainer reads these; a method adds `model`, `loss`, `data`):
   seed, method, total_steps, batch_size (global, over all processes)
+  max_train_minutes                    wall-clock budget of the training loop (0: none); when spent the
+                                       run checkpoints, evaluates (if periodic eval is on) and stops
   mesh.data, mesh.fsdp                 device-mesh axis sizes; -1 fills the remaining devices
   partition_rules                      ((regex on '/'-joined param path, PartitionSpec as tuple), ...);
                                        first match wins, unmatched params are replicated
@@ -63,6 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.method = ""
     c.total_steps = 1000
+    c.max_train_minutes = 0.0
     c.batch_size = 32
 
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1})

@@ -48,6 +48,7 @@ def get_config(arg=None):
         hidden_dim=32,                           # regressor hidden width (authors' code)
         init_cam=(0.9, 0.0, 0.0),                # initial (s, tx, ty)
         frozen_bn=False,
+        init_from_data=True,                     # start from the training split's mean pose / betas
     ))
     config.loss = ml_collections.ConfigDict(dict(
         lambda1=0.1,    # depth L1 (person foreground)

@@ -90,6 +90,7 @@ class DPoSENet(nn.Module):
     decoder_blocks: int = 4
     hidden_dim: int = 32
     init_pose6d: Sequence[float] = ()   # [J * 6]; empty: identity rotations
+    init_betas: Sequence[float] = ()    # [K]; empty: zeros
     init_cam: Sequence[float] = (0.9, 0.0, 0.0)
     frozen_bn: bool = False
     dtype: Any = jnp.float32
@@ -124,16 +125,21 @@ class DPoSENet(nn.Module):
         nj = len(jp)
         init6 = (np.asarray(self.init_pose6d, np.float32).reshape(nj, 6) if len(self.init_pose6d)
                  else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), (nj, 1)))
-        init6 = jnp.broadcast_to(jnp.asarray(init6), (b, nj, 6))
+        # The starting estimate is a parameter initialised to the mean (SPIN's `init_pose` buffer, trained
+        # here like a bias), so a checkpoint carries it and prediction needs no dataset.
+        init6 = self.param("mean_pose6d", lambda _: jnp.asarray(init6))
+        init6 = jnp.broadcast_to(init6, (b, nj, 6))
         h = jnp.concatenate([feats[:, jp], init6], axis=-1)
         h = nn.relu(MultiLinear(nj, self.hidden_dim, name="pose_hidden")(h))
         pose6d = init6 + MultiLinear(nj, 6, kernel_init=_small_multi_init, name="pose_out")(h)
 
         flat = feats.reshape(b, -1)
-        init_betas = jnp.zeros((b, self.num_betas), jnp.float32)
+        mb = (np.asarray(self.init_betas, np.float32) if len(self.init_betas)
+              else np.zeros(self.num_betas, np.float32))
+        init_betas = jnp.broadcast_to(self.param("mean_betas", lambda _: jnp.asarray(mb)), (b, self.num_betas))
         hs = nn.relu(nn.Dense(self.hidden_dim, name="shape_hidden")(jnp.concatenate([flat, init_betas], -1)))
         betas = init_betas + nn.Dense(self.num_betas, kernel_init=_small_init, name="shape_out")(hs)
-        init_cam = jnp.broadcast_to(jnp.asarray(self.init_cam, jnp.float32), (b, 3))
+        init_cam = jnp.broadcast_to(self.param("mean_cam", lambda _: jnp.asarray(self.init_cam, jnp.float32)), (b, 3))
         hc = nn.relu(nn.Dense(self.hidden_dim, name="cam_hidden")(jnp.concatenate([flat, init_cam], -1)))
         cam = init_cam + nn.Dense(3, kernel_init=_small_init, name="cam_out")(hc)
 
@@ -168,7 +174,21 @@ class DPoSE(Method):
 
     # ------------------------------------------------------------------------------------------ helpers
     def init(self, rng, batch):
-        return self.model.init(rng, batch["img"], batch["cliff_bbox"], train=False)
+        """Variables for `batch`; with `config.model.init_from_data` the starting pose / betas (the
+        `mean_pose6d` / `mean_betas` parameters) are the training split's mean (`evaluate.
+        train_mean_pose_and_shape`, the same mean as the evaluator's baseline), as HMR / SPIN start from
+        mean parameters; otherwise identity joints with an upright root facing the camera, zero betas."""
+        model = self.model
+        if bool(self.config.model.get("init_from_data", False)):
+            from hmrjax import evaluate
+            pose, betas, _ = evaluate.train_mean_pose_and_shape(self.config)
+            with jax.ensure_compile_time_eval():   # init may run under jit: keep these values concrete
+                init6 = np.asarray(rotations.matrix_to_rot6d(jnp.asarray(pose[:self.num_pred])))
+            nb = int(self.config.model.num_betas)
+            mb = np.zeros(nb, np.float32)
+            mb[:min(nb, betas.shape[0])] = betas[:nb]
+            model = model.clone(init_pose6d=tuple(init6.reshape(-1).tolist()), init_betas=tuple(mb.tolist()))
+        return model.init(rng, batch["img"], batch["cliff_bbox"], train=False)
 
     def _full_pose(self, rotmat):
         """[B, Jp, 3, 3] predicted joints -> [B, J_body, 3, 3] (identity for joints not predicted)."""

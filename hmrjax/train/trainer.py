@@ -198,6 +198,16 @@ class _Preemption:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def _budget_spent(start: float, budget_s: float) -> bool:
+    """True once `budget_s` seconds have passed since `start` (on every process: process 0 decides, so
+    that all processes stop at the same step)."""
+    spent = time.perf_counter() - start >= budget_s
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        spent = bool(multihost_utils.broadcast_one_to_all(np.asarray(spent)))
+    return spent
+
+
 def _raise_if_nonfinite(config, step: int, host_metrics: dict, checkpointer):
     if config.nonfinite != "stop" or (host_metrics["loss_finite"] and host_metrics["grads_finite"]):
         return
@@ -275,9 +285,21 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
             return done_step, host
         return None, None
 
+    budget_s = 60.0 * float(config.get("max_train_minutes", 0) or 0)
+    loop_start = time.perf_counter()
     try:
         with _Preemption() as preemption:
             while step < config.total_steps:
+                if budget_s and _budget_spent(loop_start, budget_s):
+                    settle()
+                    if saved_step != step:
+                        checkpointer.save(step, state, data_iter, force=True)
+                        saved_step = step
+                    print(f"time budget of {budget_s / 60:g} min reached: saved step {step} in "
+                          f"{checkpointer.directory}", file=sys.stderr)
+                    if evaluate_fn is not None:
+                        logger.write(step, {f"eval/{k}": v for k, v in evaluate_fn(state).items()})
+                    break
                 if preemption.should_stop(step):
                     settle()
                     if saved_step != step:

@@ -118,3 +118,23 @@ def test_bfloat16_compute_keeps_float32_params_and_ema_formula():
     expected = jax.tree.map(lambda p0, p1: 0.25 * np.asarray(p0, np.float64) + 0.75 * np.asarray(p1, np.float64),
                             state.params, new32.params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), new32.ema_params, expected)
+
+
+def test_time_budget_checkpoints_evaluates_and_stops(tmp_path, monkeypatch):
+    """config.max_train_minutes: once the budget is spent the loop saves, evaluates and returns early."""
+    config = _config(50, every=100, max_train_minutes=1.0)
+    calls = []
+    clock = {"t": 1000.0}
+
+    def fake_clock():  # every call advances 7 s: the 60 s budget runs out after a handful of steps
+        clock["t"] += 7.0
+        return clock["t"]
+
+    monkeypatch.setattr(trainer.time, "perf_counter", fake_clock)
+    state = trainer.train_and_evaluate(config, tmp_path, evaluate_fn=lambda s: calls.append(
+        int(jax.device_get(s.step))) or {"score": 1.0})
+    step = int(jax.device_get(state.step))
+    assert 0 < step < 50
+    assert Checkpointer(tmp_path / "checkpoints", 100, 10).manager.all_steps() == [step]
+    assert calls == [step]
+    assert [l["step"] for l in _lines(tmp_path) if "eval/score" in l] == [step]
