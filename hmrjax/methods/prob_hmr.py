@@ -216,6 +216,12 @@ class ProbHMRNet(nn.Module):
             cam = cam + self.dec_cam(h)
         return {"cond": cond, "betas": betas, "cam": cam, "features": feats}
 
+    def generate(self, cond, z):
+        """The flow's generative direction from a condition: cond [B, C], z [B, N, D] -> (pose6d [B, N, D] = x0 +
+        f(z; c), log p(x | c) [B, N] nats)."""
+        x, log_det = self.flow.forward(z, cond[:, None, :])
+        return x + self.x0, standard_normal_log_prob(z) - log_det
+
     def __call__(self, image, cliff_bbox, keypoints, z, x_gt=None, train: bool = False):
         """Hypotheses x = x0 + f(z; c) for z [B, N, D] (put z[:, 0] = 0 for the mode).
 
@@ -224,9 +230,7 @@ class ProbHMRNet(nn.Module):
         """
         out = self.encode(image, cliff_bbox, keypoints, train)
         cond = out["cond"]
-        x, log_det = self.flow.forward(z, cond[:, None, :])
-        out["pose6d"] = x + self.x0
-        out["log_prob"] = standard_normal_log_prob(z) - log_det
+        out["pose6d"], out["log_prob"] = self.generate(cond, z)
         if x_gt is not None:
             out["gt_log_prob"] = self.flow.log_prob(jnp.asarray(x_gt, jnp.float32) - self.x0, cond)
         return out
