@@ -1,6 +1,6 @@
 """Config of the ViTPose-style 2D heatmap detector (`hmrjax.methods.detector2d`).
 
-Variants (`configs/detector2d.py:<variant>`):
+Variants (`configs/detector2d.py:<variant>[,target_weight=False]`):
   paper  ViTPose-B "classic" (Xu et al. 2022, mmpose ViTPose_base_coco_256x192): ViT-B/16 (no class token,
          patch padding 2), two 4x4/2 deconvs (256, 256) + 1x1 conv -> 17 heatmaps at 1/4; AdamW lr 5e-4,
          betas (0.9, 0.999), weight decay 0.1, 500 linear warm-up iterations, step decay x0.1 at epochs 170
@@ -18,6 +18,10 @@ Variants (`configs/detector2d.py:<variant>`):
          and cosine decay, batch 32: a CPU setting (not the paper's), trains on synthetic_humans in minutes.
          Square crops as above. The recorded run overrides `data.name` / `data.data_dir` / `total_steps`
          (benchmarks/results/detector2d_tiny.json).
+  target_weight=False  mmpose's `use_target_weight=False`: every keypoint's heatmap is trained, invisible and
+         out-of-crop ones toward the pipeline's all-zero target, so the detector learns low confidence for
+         occluded joints (the synthetic visibility flag is geometric: most hidden joints are self-occluded
+         and easy to infer, and a visibility-weighted loss leaves their confidence as high as visible ones).
 """
 import ml_collections
 
@@ -27,7 +31,7 @@ COCO_PERSON_INSTANCES = 149_813   # COCO train2017 person instances with keypoin
 
 
 def get_config(arg=None):
-    arg = common.parse_arg(arg, variant="tiny")
+    arg = common.parse_arg(arg, variant="tiny", target_weight=True)
     if arg.variant not in ("tiny", "paper"):
         raise ValueError(f"configs/detector2d.py: unknown variant {arg.variant!r} (known: tiny, paper)")
     from data_pipelines import pipeline
@@ -43,7 +47,10 @@ def get_config(arg=None):
         head_width=64,
         frozen_bn=False,
     ))
-    config.loss = ml_collections.ConfigDict(dict(heatmap_weight=1.0))   # mmpose JointsMSELoss loss_weight
+    config.loss = ml_collections.ConfigDict(dict(
+        heatmap_weight=1.0,                              # mmpose JointsMSELoss loss_weight
+        use_target_weight=bool(arg.target_weight),       # True: visibility-weighted (ViTPose); False: every
+    ))                                                   # keypoint, invisible ones toward a zero heatmap
 
     config.data = pipeline.default_config()
     config.data.name = "synthetic_humans/small" if paper else "synthetic_humans/tiny"

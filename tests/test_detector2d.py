@@ -151,23 +151,28 @@ def test_loss_predict_detect_values():
     params, state = split_variables(variables)
     # invisible keypoints carry no weight: changing their targets leaves the loss unchanged
     changed = dict(batch, heatmaps=np.where(kp[..., 2, None, None] > 0, batch["heatmaps"], 7.0))
+    unweighted = create(_config("vit_tiny_test", 32))
+    unweighted.config.loss.use_target_weight = False
 
     @jax.jit
     def run(params, batch, changed):
         loss, (mets, _) = method.loss(params, state, batch, None)
         loss2 = method.loss(params, state, changed, None)[0]
+        all_kp = unweighted.loss(params, state, batch, None)[0]
         grads = jax.grad(lambda p: method.loss(p, state, batch, None)[0])(params)
         pred, _ = method.model.apply({"params": params, **state}, batch["img"], train=True, mutable=["batch_stats"])
         out = method.predict({"params": params, **state}, batch, None, num_samples=3)
-        return loss, loss2, mets, grads, pred, out, method.detect({"params": params, **state}, batch["img"])
+        return loss, loss2, all_kp, mets, grads, pred, out, method.detect({"params": params, **state}, batch["img"])
 
-    loss, loss2, mets, grads, pred, out, (px, conf, hm) = run(params, batch, changed)
+    loss, loss2, all_kp, mets, grads, pred, out, (px, conf, hm) = run(params, batch, changed)
     hs = cfg.data.heatmap_size
     assert pred.shape == (2, 17, hs, hs)
     ref = 0.5 * np.mean([np.mean((kp[:, k, 2, None, None] * (np.asarray(pred, np.float64)[:, k]
                                                                - batch["heatmaps"][:, k])) ** 2) for k in range(17)])
     np.testing.assert_allclose(float(loss), ref, rtol=1e-5)
     np.testing.assert_allclose(float(loss2), float(loss), rtol=1e-6)
+    ref_all = 0.5 * np.mean((np.asarray(pred, np.float64) - batch["heatmaps"]) ** 2)   # use_target_weight=False
+    np.testing.assert_allclose(float(all_kp), ref_all, rtol=1e-5)
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads)) and np.isfinite(mets["pck_0.1"])
     out.check()
     assert out.heatmaps.shape == (2, 17, hs, hs) and out.vertices.shape == (2, 3, 1, 3)

@@ -16,11 +16,12 @@ Network (`config.model.backbone`):
 Targets: the pipeline's `heatmaps` batch field (`config.data.heatmaps=True`, `data_pipelines.heatmaps`:
   Gaussian with peak 1, sigma `config.data.heatmap_sigma` heatmap px, zero for invisible keypoints), at
   `config.data.heatmap_size` = image_size / 4.
-Loss (mmpose JointsMSELoss, use_target_weight=True):
-  L = 1/K sum_k 0.5 * mean_{b, y, x} (w_bk (P_bkyx - G_bkyx))^2,  w_bk = visibility (keypoints2d[..., 2],
-  0 outside the crop) x valid_b.
-  Invisible keypoints therefore get no supervision (as COCO's unlabelled ones), which is what makes their
-  heatmap maxima (confidences) low.
+Loss (mmpose JointsMSELoss):
+  L = 1/K sum_k 0.5 * mean_{b, y, x} (w_bk (P_bkyx - G_bkyx))^2,
+  `config.loss.use_target_weight` True (ViTPose): w_bk = visibility (keypoints2d[..., 2], 0 outside the
+  crop) x valid_b: invisible keypoints get no supervision (as COCO's unlabelled ones);
+  False (mmpose use_target_weight=False): w_bk = valid_b for every keypoint, so invisible / out-of-crop
+  keypoints are trained toward their all-zero target heatmaps (low confidence where a joint is occluded).
 Decoding (`detect`): per heatmap the argmax pixel, moved by a quarter pixel toward the higher neighbour
   in x and in y (only when 1 < px < w - 1 and 1 < py < h - 1, as mmpose / the HRNet code), confidence =
   the maximum heatmap value; heatmap px -> crop px with the pipeline's pixel-centre convention
@@ -150,7 +151,7 @@ class Detector2D(Method):
         return self.model.init(rng, batch["img"], train=False)
 
     def loss(self, params, state, batch, rng):
-        """mmpose JointsMSELoss (visibility-weighted) on the pipeline's Gaussian `heatmaps`."""
+        """mmpose JointsMSELoss on the pipeline's Gaussian `heatmaps` (weights: `config.loss.use_target_weight`)."""
         del rng
         if "heatmaps" not in batch:
             raise ValueError("detector2d: the batch has no 'heatmaps' (set config.data.heatmaps=True)")
@@ -158,7 +159,9 @@ class Detector2D(Method):
                                          mutable=["batch_stats"])
         valid = batch.get("valid", jnp.ones(pred.shape[0], jnp.float32))
         vis = batch["keypoints2d"][..., 2] * valid[:, None] * batch["has_keypoints2d"][:, None]
-        loss = float(self.config.loss.get("heatmap_weight", 1.0)) * heatmap_mse_loss(pred, batch["heatmaps"], vis)
+        weight = vis if bool(self.config.loss.get("use_target_weight", True)) else \
+            jnp.broadcast_to((valid * batch["has_keypoints2d"])[:, None], vis.shape)
+        loss = float(self.config.loss.get("heatmap_weight", 1.0)) * heatmap_mse_loss(pred, batch["heatmaps"], weight)
         coords, conf = heatmap_argmax(pred)
         gt = (batch["keypoints2d"][..., :2] + 1.0) * 0.5 * self.heatmap_size - 0.5
         err = jnp.linalg.norm(coords - gt, axis=-1)
