@@ -20,6 +20,7 @@ Fields of `base_config()` (the trainer reads these; a method adds `model`, `loss
   nonfinite                            stop | skip
   checkpoint.every_steps, .keep, .async
   log_every, eval_every                steps (eval_every 0: only at the end)
+  eval_max_examples                    examples of config.data.eval_split per periodic evaluation (0: all)
 """
 from __future__ import annotations
 
@@ -97,4 +98,5 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict({"every_steps": 1000, "keep": 3, "async": True})
     c.log_every = 50
     c.eval_every = 0
+    c.eval_max_examples = 0
     return c

@@ -22,7 +22,7 @@ import time
 __all__ = ["DEFAULT_CONFIG", "run", "summary_table"]
 
 DEFAULT_CONFIG = "configs/dpose.py:tiny"
-TABLE_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "pve_mm", "part_seg_iou")
+TABLE_KEYS = ("mpjpe", "pa_mpjpe", "pve", "part_seg_iou")
 
 
 def _repo_config_path(spec: str) -> str:
@@ -55,13 +55,14 @@ def _ensure_data(config) -> None:
 def summary_table(metrics: dict) -> str:
     """A plain-text table of the model vs the mean-pose/mean-shape baseline from an eval metrics dict."""
     base = metrics.get("baseline", {})
-    rows = [f"{'metric':<16}{'model':>10}{'baseline':>10}{'ratio':>8}"]
+    rows = [f"{'metric (mm)':<16}{'model':>10}{'baseline':>10}{'ratio':>8}"]
     for key in TABLE_KEYS:
         if key not in metrics:
             continue
         m, b = float(metrics[key]), base.get(key)
+        fmt = "10.3f" if key == "part_seg_iou" else "10.1f"
         ratio = f"{m / float(b):8.2f}" if isinstance(b, (int, float)) and float(b) else f"{'':>8}"
-        rows.append(f"{key:<16}{m:10.1f}{'' if b is None else format(float(b), '10.1f'):>10}{ratio}")
+        rows.append(f"{key:<16}{format(m, fmt)}{'' if b is None else format(float(b), fmt):>10}{ratio}")
     return "\n".join(rows)
 
 
