@@ -10,7 +10,7 @@ Variants (`configs/prob_hmr.py:<variant>[,flag=value ...]`):
          --config.model.num_betas=11` (then 22 flow joints) with matching data. The backbone should start from
          pretrained weights (the authors: BEDLAM-CLIFF HRNet-W48); loading them is not wired here.
   tiny   hrnet_tiny at 128 px (dense maps 32 px), 'anny_lite', embedding 64, head 256, flow hidden 256, trainable
-         backbone (random init: freezing it would freeze noise), no head dropout, batch 16, AdamW lr 3e-4,
+         backbone (random init: freezing it would freeze noise), no head dropout, batch 16, AdamW lr 1e-3,
          grad-norm clip 5, synthetic_humans/tiny: CPU minutes (laptop settings, not the paper's).
 Ablation flags (the paper's Table 3): bbox=False (no CLIFF bbox features in the condition / head),
 kp2d=False (no 2D-pose embedding), nice=True (volume-preserving NICE couplings instead of RealNVP),
@@ -101,7 +101,7 @@ def get_config(arg=None):
     config.data.num_heatmap_samples = 150 if arg.heatmaps < 0 else int(arg.heatmaps)
 
     config.optim.name = "adamw"
-    config.optim.lr = 1e-4 if paper else 3e-4
+    config.optim.lr = 1e-4 if paper else 1e-3
     config.optim.weight_decay = 1e-4             # code (paper: AdamW, decay not stated)
     config.optim.clip_grad_norm = 0.0 if paper else 5.0
     config.optim.frozen = (r"^backbone/",) if config.model.freeze_backbone else ()
