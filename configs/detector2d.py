@@ -46,6 +46,7 @@ def get_config(arg=None):
         head_convs=0 if paper else 1,    # HRNet: 3x3 conv + BN + ReLU layers before the 1x1 conv
         head_width=64,
         frozen_bn=False,
+        flip_test=True,                  # ViTPose test_cfg flip_test: average with the mirrored crop's heatmaps
     ))
     config.loss = ml_collections.ConfigDict(dict(
         heatmap_weight=1.0,                              # mmpose JointsMSELoss loss_weight

@@ -281,13 +281,14 @@ def heatmap_crop_to_full(points_crop, crop_transform) -> np.ndarray:
 
 def generate(detector_workdir, data_dir: str, *, dataset: str | None = None, splits=None, samples_name=None,
              batch_size: int = 64, num_samples: int = DEFAULT_NUM_SAMPLES, min_conf: float = DEFAULT_MIN_CONF,
-             seed: int = 0, step=None, log=print) -> dict:
+             seed: int = 0, step=None, flip_test=None, log=print) -> dict:
     """Runs a trained detector2d over `splits` of `dataset` and writes the store (module docstring).
 
     detector_workdir: a `hmrjax train` workdir of method detector2d (newest checkpoint unless `step`).
     dataset: tfds name (default: the detector's config.data.name); data_dir: its tfds folder.
     splits: default every split of the synthetic data (train, validation, test, test_occluded, test_ood).
     samples_name: store folder suffix (default: the workdir's folder name).
+    flip_test: the detector's test-time flip (default: its `config.model.flip_test`, False when absent).
     Returns {"dir": store folder, "splits": {split: {"records", "seconds"}}, "seconds": total}.
     """
     import jax
@@ -307,14 +308,15 @@ def generate(detector_workdir, data_dir: str, *, dataset: str | None = None, spl
         splits = SPLITS
     method = methods.create(config)
     variables, det_step = restore_variables(detector_workdir, step=step, config=config)
-    detect = jax.jit(method.detect)
+    flip_test = bool(config.model.get("flip_test", False) if flip_test is None else flip_test)
+    detect = jax.jit(lambda v, x: method.detect(v, x, flip_test))
     dcfg = ml_collections.ConfigDict(config.data.to_dict())
     dcfg.num_heatmap_samples = 0
     dcfg.heatmaps = False
     out_dir = store_dir(dataset, data_dir, samples_name)
     folder = dataset_folder(dataset, data_dir)
     info = {"name": samples_name, "dataset": dataset, "num_samples": int(num_samples), "min_conf": float(min_conf),
-            "seed": int(seed), "heatmap_size": int(config.data.heatmap_size), "crop_size": int(config.data.image_size),
+            "seed": int(seed), "flip_test": flip_test, "heatmap_size": int(config.data.heatmap_size), "crop_size": int(config.data.image_size),
             "detector_workdir": os.fspath(pathlib.Path(detector_workdir).absolute()), "detector_step": int(det_step),
             "dataset_sha256": _dataset_fingerprint(folder), "fields": {
                 "keypoints": "[17, 3] float32 argmax (x, y) full px + confidence",
@@ -323,7 +325,7 @@ def generate(detector_workdir, data_dir: str, *, dataset: str | None = None, spl
     old = out_dir / "info.json"
     if old.exists():  # keep splits written earlier with the same settings
         prev = json.loads(old.read_text())
-        same = all(prev.get(k) == info[k] for k in ("num_samples", "min_conf", "seed", "detector_step",
+        same = all(prev.get(k) == info[k] for k in ("num_samples", "min_conf", "seed", "detector_step", "flip_test",
                                                      "dataset_sha256", "detector_workdir"))
         if same:
             info["splits"] = {s: v for s, v in prev.get("splits", {}).items() if (out_dir / f"{s}.array_record").exists()}

@@ -181,6 +181,26 @@ def test_loss_predict_detect_values():
     np.testing.assert_allclose(np.asarray(conf), ref_conf, rtol=1e-6)
 
 
+def test_flip_test_heatmaps():
+    """Flip-test heatmaps equal the float64 average of the two passes, and are exactly mirror-equivariant:
+    H(mirror(I)) = mirror(H(I)) with left/right channels swapped."""
+    from hmrjax.body import layouts
+    cfg = _config("vit_tiny_test", 32)
+    method = create(cfg)
+    img = np.random.default_rng(5).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    variables = jax.jit(method.init)(jax.random.key(1), {"img": img})
+
+    @jax.jit
+    def run(v, x):
+        return (method.model.apply(v, x), method.model.apply(v, x[:, :, ::-1]),
+                method.heatmaps(v, x, True), method.heatmaps(v, x[:, :, ::-1], True))
+
+    plain, mirrored, flip, flip_of_mirror = (np.asarray(a, np.float64) for a in run(variables, img))
+    perm = layouts.flip_permutation("coco17")
+    np.testing.assert_allclose(flip, 0.5 * (plain + mirrored[:, perm, :, ::-1]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(flip_of_mirror, flip[:, perm, :, ::-1], rtol=1e-5, atol=1e-7)
+
+
 def test_config_variants_and_bad_sizes():
     paper = det_config.get_config("paper")
     assert paper.model.backbone == "vit_base_patch16_224" and paper.data.image_size == 256

@@ -172,17 +172,30 @@ class Detector2D(Method):
                    "conf_visible": jnp.sum(conf * vis) / denom}
         return loss, (metrics, dict(updates))
 
-    def detect(self, variables, images):
-        """images [B, S, S, 3] (normalised crops) -> (keypoints_px [B, 17, 2] crop px, confidences [B, 17],
-        heatmaps [B, 17, S/4, S/4])."""
+    def heatmaps(self, variables, images, flip_test=None):
+        """images [B, S, S, 3] -> heatmaps [B, 17, S/4, S/4]. flip_test (default `config.model.flip_test`):
+        average with the heatmaps of the mirrored crop, mirrored back and left/right channels swapped
+        (ViTPose / mmpose test-time flip). Crop pixel u <-> S - 1 - u maps heatmap px x <-> w - 1 - x exactly
+        in the pipeline's pixel-centre convention, so no one-pixel shift (mmpose `shift_heatmap`) is needed."""
         hm = self.model.apply(variables, images, train=False)
+        if self.config.model.get("flip_test", False) if flip_test is None else flip_test:
+            from hmrjax.body import layouts
+            perm = jnp.asarray(layouts.flip_permutation("coco17"))
+            hm_f = self.model.apply(variables, images[:, :, ::-1], train=False)
+            hm = 0.5 * (hm + hm_f[:, perm, :, ::-1])
+        return hm
+
+    def detect(self, variables, images, flip_test=None):
+        """images [B, S, S, 3] (normalised crops) -> (keypoints_px [B, 17, 2] crop px, confidences [B, 17],
+        heatmaps [B, 17, S/4, S/4]); flip_test: see `heatmaps`."""
+        hm = self.heatmaps(variables, images, flip_test)
         coords, conf = heatmap_argmax(hm)
         return heatmap_to_crop_px(coords, hm.shape[2:], images.shape[1]), conf, hm
 
     def predict(self, variables, batch, rng, num_samples=1):
         """A Prediction with `heatmaps` [B, 17, S/4, S/4]; no mesh: vertices / joints are zeros [B, S', 1, 3]."""
         del rng
-        hm = self.model.apply(variables, batch["img"], train=False)
+        hm = self.heatmaps(variables, batch["img"])
         zeros = jnp.zeros((hm.shape[0], num_samples, 1, 3), jnp.float32)
         return Prediction(vertices=zeros, joints=zeros, heatmaps=hm)
 
@@ -217,16 +230,17 @@ def keypoint_metrics(pred_px, conf, keypoints2d, keypoints2d_full, valid, crop_s
 
 
 def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=None, batches=None,
-                      threshold: float = 0.1) -> dict:
+                      threshold: float = 0.1, flip_test=None) -> dict:
     """Evaluates a detector2d training run's newest (or `step`) checkpoint on `split`.
 
-    Writes `<workdir>/eval_<split>.json` (atomically) and returns the same dict:
+    Writes `<workdir>/eval_<split>.json` (`eval_<split>_flip.json` with flip test; atomically) and returns it:
       pck_visible        PCK@threshold (of the bbox size = crop side) over visible keypoints
       pck_all            the same over every keypoint inside the crop (visible or not)
       err_px_visible, err_px_all   mean 2D error in full-frame px (err_crop_px_visible: crop px)
       conf_visible, conf_invisible mean heatmap maximum of visible / invisible (in-crop) keypoints
       counts             keypoints behind each mean; count: examples; step, split, threshold.
     batches: eval batches instead of `data_pipelines.build_eval_dataset(config, split)`.
+    flip_test: test-time flip (default: the run's `config.model.flip_test`, False when absent).
     """
     import pathlib
 
@@ -242,7 +256,8 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
     if batches is None:
         import data_pipelines
         batches = data_pipelines.build_eval_dataset(config, split)
-    detect = jax.jit(method.detect)
+    flip_test = bool(config.model.get("flip_test", False) if flip_test is None else flip_test)
+    detect = jax.jit(lambda v, x: method.detect(v, x, flip_test))
     sums, seen = {}, 0
     for batch in batches:
         batch = {k: np.asarray(v) for k, v in dict(batch).items()}
@@ -261,6 +276,6 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
             sums[k] = (t0 + total, n0 + n)
     result = {k: (t / n if n else float("nan")) for k, (t, n) in sums.items()}
     result.update(counts={k: n for k, (_, n) in sums.items()}, count=seen, step=int(step), split=split,
-                  threshold=float(threshold), method="detector2d")
-    fileio.write_json(pathlib.Path(workdir) / f"eval_{split}.json", result)
+                  threshold=float(threshold), flip_test=flip_test, method="detector2d")
+    fileio.write_json(pathlib.Path(workdir) / f"eval_{split}{'_flip' if flip_test else ''}.json", result)
     return result
