@@ -233,7 +233,8 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
                       threshold: float = 0.1, flip_test=None) -> dict:
     """Evaluates a detector2d training run's newest (or `step`) checkpoint on `split`.
 
-    Writes `<workdir>/eval_<split>.json` (`eval_<split>_flip.json` with flip test; atomically) and returns it:
+    Writes `<workdir>/eval_<split>.json` (atomically; `eval_<split>_flip.json` / `_noflip.json` when `flip_test`
+    overrides the run's setting) and returns the same dict:
       pck_visible        PCK@threshold (of the bbox size = crop side) over visible keypoints
       pck_all            the same over every keypoint inside the crop (visible or not)
       err_px_visible, err_px_all   mean 2D error in full-frame px (err_crop_px_visible: crop px)
@@ -256,7 +257,8 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
     if batches is None:
         import data_pipelines
         batches = data_pipelines.build_eval_dataset(config, split)
-    flip_test = bool(config.model.get("flip_test", False) if flip_test is None else flip_test)
+    default_flip = bool(config.model.get("flip_test", False))
+    flip_test = default_flip if flip_test is None else bool(flip_test)
     detect = jax.jit(lambda v, x: method.detect(v, x, flip_test))
     sums, seen = {}, 0
     for batch in batches:
@@ -277,5 +279,6 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
     result = {k: (t / n if n else float("nan")) for k, (t, n) in sums.items()}
     result.update(counts={k: n for k, (_, n) in sums.items()}, count=seen, step=int(step), split=split,
                   threshold=float(threshold), flip_test=flip_test, method="detector2d")
-    fileio.write_json(pathlib.Path(workdir) / f"eval_{split}{'_flip' if flip_test else ''}.json", result)
+    suffix = "" if flip_test == default_flip else ("_flip" if flip_test else "_noflip")
+    fileio.write_json(pathlib.Path(workdir) / f"eval_{split}{suffix}.json", result)
     return result
