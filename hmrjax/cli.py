@@ -59,9 +59,9 @@ def _cmd_data_sheet(args):
 
 
 def _cmd_data_heatmaps(args):
-    from data_pipelines import heatmap_samples
+    from hmrjax import heatmap_data
 
-    result = heatmap_samples.generate(args.detector_workdir, args.data_dir,
+    result = heatmap_data.generate(args.detector_workdir, args.data_dir,
                                       dataset=f"synthetic_humans/{args.config}" if args.config else args.dataset,
                                       splits=args.splits, samples_name=args.name, batch_size=args.batch_size,
                                       num_samples=args.num_samples, min_conf=args.min_conf, step=args.step)
