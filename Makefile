@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
-DEMO_MINUTES ?= 9
+DEMO_MINUTES ?= 7
 
 .PHONY: demo test interop install clean
 

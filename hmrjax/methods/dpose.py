@@ -93,6 +93,8 @@ class DPoSENet(nn.Module):
     init_betas: Sequence[float] = ()    # [K]; empty: zeros
     init_cam: Sequence[float] = (0.9, 0.0, 0.0)
     frozen_bn: bool = False
+    head_norm: str = "none"             # 'layernorm': normalise the part features entering the regressors
+    attention_grad: bool = True         # False: the part maps used as attention get no gradient from the pose
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -110,7 +112,8 @@ class DPoSENet(nn.Module):
         seg, _ = UNetDecoder(NUM_PARTS + 1, self.decoder_blocks, self.frozen_bn, self.dtype,
                              name="part_decoder")(branches, train)
         out["part_logits"] = seg
-        feats = part_soft_attention(concat, seg[..., 1:].astype(concat.dtype))     # [B, 22, C]
+        att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
+        feats = part_soft_attention(concat, att.astype(concat.dtype))              # [B, 22, C]
         extra = [jnp.asarray(cliff_bbox, feats.dtype)]
         if self.use_depth:
             depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, self.dtype,
@@ -120,6 +123,10 @@ class DPoSENet(nn.Module):
         extra = jnp.concatenate(extra, axis=-1)
         feats = jnp.concatenate([feats, jnp.broadcast_to(extra[:, None], (b, NUM_PARTS, extra.shape[-1]))], -1)
         feats = feats.astype(jnp.float32)
+        if self.head_norm == "layernorm":  # per part, over channels (an hmrjax option, see configs/dpose.py)
+            feats = nn.LayerNorm(name="head_norm")(feats)
+        elif self.head_norm != "none":
+            raise ValueError(f"D-PoSE: config.model.head_norm={self.head_norm!r} (known: none, layernorm)")
 
         jp = np.asarray(self.joint_to_part, np.int32)
         nj = len(jp)
@@ -169,7 +176,8 @@ class DPoSE(Method):
                               num_betas=int(m.num_betas), use_depth=self.use_depth,
                               decoder_blocks=int(m.decoder_blocks), hidden_dim=int(m.hidden_dim),
                               init_pose6d=_root_init6d(self.num_pred), init_cam=tuple(m.init_cam),
-                              frozen_bn=bool(m.get("frozen_bn", False)),
+                              frozen_bn=bool(m.get("frozen_bn", False)), head_norm=str(m.get("head_norm", "none")),
+                              attention_grad=bool(m.get("attention_grad", True)),
                               dtype=jnp.dtype(config.get("compute_dtype", "float32")))
 
     # ------------------------------------------------------------------------------------------ helpers

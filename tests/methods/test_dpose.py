@@ -179,3 +179,37 @@ def test_paper_one_training_step_cpu():
     assert np.isfinite(float(loss))
     assert jax.tree.structure(new_params) == jax.tree.structure(params)
     assert jax.tree.map(jnp.shape, new_params) == jax.tree.map(jnp.shape, params)
+
+
+def test_mean_init_head_norm_and_attention_gradient_switches(tiny):
+    cfg, method, batch, variables = tiny
+    params = variables["params"]
+    # init_from_data: the starting pose / betas are the train split's mean (the evaluator's baseline)
+    assert cfg.model.init_from_data
+    from hmrjax import evaluate
+    from hmrjax.geometry import rotations
+    pose, betas, _ = evaluate.train_mean_pose_and_shape(cfg)
+    start = rotations.rot6d_to_matrix(params["mean_pose6d"].reshape(24, 6))
+    np.testing.assert_allclose(np.asarray(start), pose, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(params["mean_betas"]), betas[:10], atol=1e-6)
+    assert "head_norm" in params and cfg.model.head_norm == "layernorm"
+    assert dpose_config.get_config("paper").model.head_norm == "none"
+
+    # attention_grad=False: with the part-seg loss off, no gradient reaches the part decoder
+    def decoder_grad_norm(attention_grad):
+        c = _small_config()
+        c.model.init_from_data = False
+        c.model.attention_grad = attention_grad
+        c.loss.lambda3 = 0.0
+        m = create(c)
+        p, s = split_variables(jax.jit(m.init)(jax.random.key(0), batch))
+        g = jax.grad(lambda q: m.loss(q, s, batch, jax.random.key(1))[0])(p)
+        return float(optax.global_norm(g["part_decoder"]))
+    assert decoder_grad_norm(True) > 0
+    assert decoder_grad_norm(False) == 0.0
+
+    bad = _small_config()
+    bad.model.head_norm = "batchnorm"
+    bad.model.init_from_data = False
+    with pytest.raises(ValueError, match="head_norm"):
+        jax.eval_shape(create(bad).init, jax.random.key(0), batch)
