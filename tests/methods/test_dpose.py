@@ -145,6 +145,7 @@ def test_depth_false_removes_depth_branch():
 
 def _paper_setup(batch_size):
     cfg = dpose_config.get_config("paper")
+    cfg.model.init_from_data = False   # synthetic_humans/small need not be built for these checks
     method = create(cfg)
     return cfg, method, _batch(cfg, b=batch_size)
 
