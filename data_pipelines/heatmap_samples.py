@@ -41,9 +41,9 @@ import io
 import json
 import os
 import pathlib
+import threading
 
 import numpy as np
-
 
 __all__ = ["DEFAULT_NUM_SAMPLES", "DEFAULT_MIN_CONF", "sample_heatmaps", "heatmap_px_to_full", "mask_distances",
            "dataset_folder", "store_dir", "encode_record", "decode_record", "write_split", "SampleStore",
@@ -142,9 +142,15 @@ def encode_record(keypoints, samples, sample_conf, mask_dist) -> bytes:
     return buf.getvalue()
 
 
+# np.load parses each member's header with ast.literal_eval; on CPython 3.11 concurrent AST construction in
+# several threads (grain's read threads) can fail with "SystemError: AST constructor recursion depth mismatch"
+# (CPython gh-106905; measured here at record 109 of a training run). Records are decoded one at a time.
+_DECODE_LOCK = threading.Lock()
+
+
 def decode_record(data: bytes) -> dict:
-    """Bytes of `encode_record` -> {field: array}."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+    """Bytes of `encode_record` -> {field: array} (thread-safe)."""
+    with _DECODE_LOCK, np.load(io.BytesIO(data), allow_pickle=False) as z:
         return {k: z[k] for k in _FIELDS}
 
 
