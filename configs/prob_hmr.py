@@ -53,7 +53,8 @@ def get_config(arg=None):
         use_kp2d=bool(arg.kp2d),                 # 2D-pose embedding in the condition (Table 3)
         kp_source="detector",                    # detector | gt (debugging only)
         kp_field="heatmap_pose",                 # batch field [B, 17, 3] with the detector's argmax pose + conf;
-                                                 # absent: mean of heatmap_samples (see prob_hmr.detector_keypoints)
+                                                 # emitted by the pipeline with heatmap samples; absent:
+                                                 # mean of heatmap_samples (see prob_hmr.detector_keypoints)
         kp_hidden=512 if paper else 128,
         kp_embed_dim=256 if paper else 64,
         head_hidden=1024 if paper else 256,

@@ -31,8 +31,9 @@ info.json: splits and sizes, num_samples, min_conf, seed, heatmap and crop size,
 step, and the sha256 of the dataset's `dataset_info.json` (a rebuilt dataset makes the store stale: the
 join refuses it).
 Join: `JoinedSource(source, store, num_samples)[i]` is `source[i]` plus `heatmap_samples`
-[17, num_samples, 2] (the first num_samples of the stored S; draws are i.i.d.) and `heatmap_conf` [17]
-(schema fields; full-frame px); the grain pipeline then maps them into the crop.
+[17, num_samples, 2] (the first num_samples of the stored S; draws are i.i.d.), `heatmap_conf` [17] and
+`heatmap_pose` [17, 3] (the stored argmax keypoints; schema fields; full-frame px); the grain pipeline then
+maps them into the crop.
 """
 from __future__ import annotations
 
@@ -208,7 +209,8 @@ class SampleStore:
 
 
 class JoinedSource:
-    """`source[i]` plus `heatmap_samples` [17, num_samples, 2] (full px) and `heatmap_conf` [17]."""
+    """`source[i]` plus `heatmap_samples` [17, num_samples, 2] (full px), `heatmap_conf` [17] and
+    `heatmap_pose` [17, 3] (the argmax pose, full px + confidence)."""
 
     def __init__(self, source, store: SampleStore, num_samples: int):
         if len(store) != len(source):
@@ -226,6 +228,7 @@ class JoinedSource:
         rec = self.store[index]
         ex["heatmap_samples"] = rec["samples"][:, : self.num_samples]
         ex["heatmap_conf"] = rec["keypoints"][:, 2]
+        ex["heatmap_pose"] = rec["keypoints"]
         ex["has_heatmap_samples"] = np.float32(1.0)
         return ex
 

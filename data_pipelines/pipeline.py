@@ -34,8 +34,9 @@ Batch fields (float32 unless noted; S = image_size, D = dense_size, B = local ba
   image_size [B, 2] (W, H), princpt [B, 2], cliff_bbox [B, 3], crop_transform [B, 2, 3] (full px ->
   crop px), frame_transform [B, 2, 3] (original full px -> augmented full px), depth [B, D, D],
   mask [B, D, D], part_seg [B, D, D] int32, pseudo_depth [B, D, D], has_<field> [B],
-  heatmaps [B, 17, h, w] (if `heatmaps`), heatmap_samples [B, 17, S', 2] crop-normalised and
-  heatmap_conf [B, 17] (if `num_heatmap_samples` > 0), record_index [B] int32, valid [B] (0: padding).
+  heatmaps [B, 17, h, w] (if `heatmaps`), heatmap_samples [B, 17, S', 2] crop-normalised,
+  heatmap_conf [B, 17] and heatmap_pose [B, 17, 3] (detector argmax, crop-normalised + confidence) (if
+  `num_heatmap_samples` > 0), record_index [B] int32, valid [B] (0: padding).
 All 2D/3D labels are in the *augmented* virtual camera (see transforms.py): the full-frame fields,
 `joints3d`, `transl` and `pose` agree with each other and with the intrinsics after flip/roll.
 """
@@ -248,6 +249,9 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
         samples = ex["heatmap_samples"][kp_perm]
         out["heatmap_samples"] = _crop_labels(tf.apply_affine(frame, samples), crop, size).astype(np.float32)
         out["heatmap_conf"] = ex["heatmap_conf"][kp_perm].astype(np.float32)
+        pose = ex["heatmap_pose"][kp_perm]
+        xy = _crop_labels(tf.apply_affine(frame, pose[:, :2]), crop, size)
+        out["heatmap_pose"] = np.concatenate([xy, pose[:, 2:3]], axis=-1).astype(np.float32)
     else:
         del out["has_heatmap_samples"]
     out["record_index"] = np.int32(ex.get("record_index", -1))

@@ -70,10 +70,12 @@ FIELDS: dict[str, Field] = {
     "pseudo_depth": Field(("H", "W"), "float", False, "relative (affine-ambiguous) scene depth"),
     "heatmap_samples": Field((NUM_KEYPOINTS, "S", 2), "float", False, "2D-detector heatmap samples, full px"),
     "heatmap_conf": Field((NUM_KEYPOINTS,), "float", False, "2D-detector confidence per keypoint"),
+    "heatmap_pose": Field((NUM_KEYPOINTS, 3), "float", False,
+                          "2D-detector argmax pose: (x, y) full px + confidence (optional with heatmap_samples)"),
 }
 REQUIRED = tuple(k for k, f in FIELDS.items() if f.required)
 OPTIONAL = ("pose", "betas", "transl", "joints3d", "keypoints2d", "depth", "mask", "part_seg", "pseudo_depth",
-            "heatmap_samples")  # fields with a has_* flag (heatmap_conf goes with heatmap_samples)
+            "heatmap_samples")  # fields with a has_* flag (heatmap_conf / heatmap_pose go with heatmap_samples)
 DENSE_FIELDS = ("depth", "mask", "part_seg", "pseudo_depth")
 
 
@@ -185,6 +187,8 @@ def validate_example(ex, record_id, *, num_joints: int | None = None, num_betas:
                 if "heatmap_conf" not in ex:
                     raise SchemaError(f"record {record_id}: 'heatmap_samples' given without 'heatmap_conf'")
                 out["heatmap_conf"] = _check_field(ex, "heatmap_conf", record_id, sizes)
+                if "heatmap_pose" in ex:
+                    out["heatmap_pose"] = _check_field(ex, "heatmap_pose", record_id, sizes)
     if "keypoints2d" in out:
         vis = out["keypoints2d"][:, 2]
         if not np.isin(vis, (0.0, 1.0)).all():
@@ -200,7 +204,8 @@ def complete_example(valid: dict, *, num_joints: int, num_betas: int, num_sample
     Absent optional fields are zero-filled (dense maps at the image size) with `has_* = 0`;
     `image_size` defaults to (W, H), `focal_length` to sqrt(W^2 + H^2) (CLIFF), `princpt` to (W/2, H/2).
     `heatmap_samples` is [17, num_samples, 2] (records with another S are an error; num_samples = 0: the
-    samples are dropped and `has_heatmap_samples` is 0).
+    samples are dropped and `has_heatmap_samples` is 0). `heatmap_pose` [17, 3] is the record's, or, for a
+    record with samples but no argmax pose, the per-joint mean of all its samples with `heatmap_conf`.
     """
     h, w = valid["image"].shape[:2]
     out = {"image": valid["image"]}
@@ -232,4 +237,11 @@ def complete_example(valid: dict, *, num_joints: int, num_betas: int, num_sample
             out[field] = np.zeros(shape, dtype)
     out["heatmap_conf"] = (np.asarray(valid["heatmap_conf"], np.float32) if out["has_heatmap_samples"]
                            else np.zeros(NUM_KEYPOINTS, np.float32))
+    if not out["has_heatmap_samples"]:
+        out["heatmap_pose"] = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    elif "heatmap_pose" in valid:
+        out["heatmap_pose"] = np.asarray(valid["heatmap_pose"], np.float32)
+    else:
+        mean = np.asarray(valid["heatmap_samples"], np.float32).mean(axis=1)
+        out["heatmap_pose"] = np.concatenate([mean, out["heatmap_conf"][:, None]], axis=-1)
     return out

@@ -139,6 +139,12 @@ def test_generate_join_pipeline(tmp_path):
                                 rec["samples"][:, :5]) + 0.5) * 2 / s - 1
     np.testing.assert_allclose(batch["heatmap_samples"][1], expected, atol=1e-4)
     np.testing.assert_allclose(batch["heatmap_conf"][1], rec["keypoints"][:, 2], rtol=1e-6)
+    # the stored argmax pose is joined and mapped into the crop like the samples (prob_hmr's 2D-pose input)
+    expected_pose = (tf.apply_affine(tf.crop_transform(np.asarray(raw["bbox_center"]), float(raw["bbox_scale"]), s),
+                                     rec["keypoints"][:, :2]) + 0.5) * 2 / s - 1
+    assert batch["heatmap_pose"].shape == (3, 17, 3)
+    np.testing.assert_allclose(batch["heatmap_pose"][1, :, :2], expected_pose, atol=1e-4)
+    np.testing.assert_allclose(batch["heatmap_pose"][1, :, 2], rec["keypoints"][:, 2], rtol=1e-6)
     c.data.num_heatmap_samples = 0
     with pytest.raises(ValueError, match="num_heatmap_samples"):
         data_pipelines.open_config_source(c, "test")

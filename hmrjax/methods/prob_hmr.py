@@ -26,7 +26,8 @@ Network (paper; details the paper leaves open from the authors' code, `train/mod
     the full-frame translation with CLIFF (`geometry.camera.cliff_crop_cam_to_full_translation`).
 
 Detector keypoints in a batch (`detector_keypoints`): `config.model.kp_field` names a batch field [B, 17, 3]
-(crop-normalised argmax pose + confidence) when the data has one; otherwise (fallback) the per-joint mean of
+(crop-normalised argmax pose + confidence; the grain pipeline emits `heatmap_pose` from the detector store
+whenever heatmap samples are configured); for batches without it (fallback) the per-joint mean of
 `heatmap_samples` [B, 17, S', 2] with `heatmap_conf` [B, 17] as confidence. Examples without heatmap data
 (`has_heatmap_samples` = 0) get all-zero keypoints (no detection). `kp_source='gt'` uses the ground-truth
 `keypoints2d` (crop-normalised, visibility as confidence) instead; only for debugging / data without a detector.

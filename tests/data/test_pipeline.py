@@ -39,7 +39,7 @@ def test_batch_fields_shapes_and_dtypes(source):
         "crop_transform": ((b, 2, 3), f32), "frame_transform": ((b, 2, 3), f32), "depth": ((b, d, d), f32),
         "mask": ((b, d, d), f32), "part_seg": ((b, d, d), i32), "pseudo_depth": ((b, d, d), f32),
         "heatmaps": ((b, 17, h, h), f32), "heatmap_samples": ((b, 17, 4, 2), f32), "heatmap_conf": ((b, 17), f32),
-        "record_index": ((b,), i32), "valid": ((b,), f32),
+        "heatmap_pose": ((b, 17, 3), f32), "record_index": ((b,), i32), "valid": ((b,), f32),
     }
     expected.update({schema.flag_name(k): ((b,), f32) for k in schema.OPTIONAL})
     assert set(batch) == set(expected)
@@ -52,7 +52,7 @@ def test_batch_fields_shapes_and_dtypes(source):
     # optional outputs switched off
     config = fx.test_config(heatmaps=False, num_heatmap_samples=0)
     batch = next(pipeline.make_train_iterator(source, config, seed=0))
-    assert not {"heatmaps", "heatmap_samples", "heatmap_conf", "has_heatmap_samples"} & set(batch)
+    assert not {"heatmaps", "heatmap_samples", "heatmap_conf", "heatmap_pose", "has_heatmap_samples"} & set(batch)
 
 
 def test_two_fresh_iterators_give_the_same_batches_and_seeds_differ(source):
@@ -190,3 +190,28 @@ def test_two_workers_deterministic_resume_and_errors(source):
     strict = pipeline.make_train_iterator(src, fx.test_config(num_workers=2), seed=2)
     with pytest.raises(Exception, match=r"record 5: field 'joints3d' has a non-finite value"):
         _batches(strict, 6)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_heatmap_pose_follows_the_keypoints_through_flip_and_roll(flip):
+    """A detector pose equal to the ground-truth keypoints stays equal to them in the crop after the
+    flip (joint order swapped) and roll augmentations, and keeps its confidences."""
+    import ml_collections
+    ex = fx.make_example(1)
+    conf = np.linspace(0.1, 0.9, 17).astype(np.float32)
+    ex["heatmap_pose"] = np.concatenate([ex["keypoints2d"][:, :2], conf[:, None]], -1)
+    ex["heatmap_conf"] = conf
+    cfg = fx.test_config().data
+    ex = schema.complete_example(schema.validate_example(ex, 0), num_joints=24, num_betas=10,
+                                 num_samples=cfg.num_heatmap_samples)
+    cfg.augment.enabled = False
+    cfg.geometry = ml_collections.ConfigDict({"enabled": True, "scale_jitter": 0.1, "rot_jitter": 30.0,
+                                              "rot_prob": 1.0, "shift_jitter": 0.05, "flip_prob": float(flip)})
+    for seed in range(3):
+        out = pipeline.prepare_example(ex, np.random.default_rng(seed), cfg, train=True)
+        inside = out["keypoints2d"][:, 2] > 0
+        assert inside.sum() >= 5
+        np.testing.assert_allclose(out["heatmap_pose"][inside, :2], out["keypoints2d"][inside, :2], atol=1e-4)
+        np.testing.assert_allclose(out["heatmap_pose"][:, 2], out["heatmap_conf"])
+        perm = pipeline.flip_tables(cfg)["keypoints"] if flip else np.arange(17)
+        np.testing.assert_allclose(out["heatmap_conf"], conf[perm])

@@ -93,3 +93,24 @@ def test_encoded_image_is_decoded_and_corrupt_jpeg_named():
     ex["image"] = b"\xff\xd8\xff\xe0 not a jpeg"
     with pytest.raises(schema.SchemaError, match=r"record 11: field 'image': cannot decode"):
         schema.validate_example(ex, 11)
+
+
+def test_heatmap_pose_is_kept_or_defaults_to_the_sample_mean():
+    """`heatmap_pose` goes with `heatmap_samples`: the record's own argmax pose is checked and kept; a record
+    with samples but no argmax pose gets the per-joint sample mean with `heatmap_conf`; no samples: zeros."""
+    ex = fx.make_example(0)
+    s = ex["heatmap_samples"].shape[1]
+    full = schema.complete_example(schema.validate_example(ex, 0), num_joints=24, num_betas=10, num_samples=s)
+    mean = np.asarray(ex["heatmap_samples"], np.float64).mean(axis=1)
+    np.testing.assert_allclose(full["heatmap_pose"][:, :2], mean, rtol=1e-5)
+    np.testing.assert_array_equal(full["heatmap_pose"][:, 2], ex["heatmap_conf"])
+    argmax = np.concatenate([ex["heatmap_samples"][:, 0], np.full((17, 1), 0.5, np.float32)], -1)
+    ex["heatmap_pose"] = argmax
+    full = schema.complete_example(schema.validate_example(ex, 0), num_joints=24, num_betas=10, num_samples=s)
+    np.testing.assert_array_equal(full["heatmap_pose"], argmax)
+    ex["heatmap_pose"] = argmax[:, :2]
+    with pytest.raises(schema.SchemaError, match=r"record 3: field 'heatmap_pose' must have shape \[17, 3\]"):
+        schema.validate_example(ex, 3)
+    del ex["heatmap_pose"]
+    full = schema.complete_example(schema.validate_example(ex, 0), num_joints=24, num_betas=10, num_samples=0)
+    assert full["has_heatmap_samples"] == 0 and not full["heatmap_pose"].any()
