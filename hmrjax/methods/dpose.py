@@ -45,7 +45,7 @@ from hmrjax.nn import backbones
 from hmrjax.nn.decoders import UNetDecoder
 from hmrjax.nn.heads import MultiLinear, part_soft_attention
 
-__all__ = ["DPoSENet", "DPoSE", "joint_to_part_table", "part_label_table"]
+__all__ = ["DPoSENet", "DPoSE", "joint_to_part_table", "part_label_table", "train_part_frequencies"]
 
 NUM_PARTS = 22  # SMPL-X body parts (hmrjax.body.parts 'smplx22')
 
@@ -70,6 +70,25 @@ def joint_to_part_table(num_body_joints: int) -> np.ndarray:
                      f"(supported: 24 SMPL layout, 22 / 52 / 55 SMPL-X / SMPL-H)")
 
 
+def train_part_frequencies(config, part_labels, max_records: int = 256, smoothing: float = 1.0) -> np.ndarray:
+    """Frequencies [23] of D-PoSE's part classes (0 = background) in the model's dense maps: the first
+    `max_records` training examples, cropped as for evaluation (no augmentation), labels mapped by
+    `part_labels` (`part_label_table`); `smoothing` pseudo-counts per class keep every log finite."""
+    import data_pipelines
+    from data_pipelines import pipeline
+    data = config.data
+    source = data_pipelines.open_source(data.name, data.train_split, data.data_dir)
+    n = min(len(source), int(max_records))
+    if n == 0:
+        raise ValueError(f"D-PoSE part prior: the {data.train_split!r} split of {data.name} is empty")
+    table = np.asarray(part_labels)
+    counts = np.full(NUM_PARTS + 1, float(smoothing))
+    for i in range(n):
+        ex = pipeline.prepare_example(pipeline.load_record(source, i, data), None, data, train=False)
+        counts += np.bincount(table[np.asarray(ex["part_seg"], np.int64).reshape(-1)], minlength=NUM_PARTS + 1)
+    return counts / counts.sum()
+
+
 def part_label_table(scheme: str) -> np.ndarray:
     """Maps the dataset's part labels (0 = background, 1..P) to D-PoSE's 0..22 classes (smplx22 + 1)."""
     from hmrjax.body import parts
@@ -92,6 +111,7 @@ class DPoSENet(nn.Module):
     init_pose6d: Sequence[float] = ()   # [J * 6]; empty: identity rotations
     init_betas: Sequence[float] = ()    # [K]; empty: zeros
     init_cam: Sequence[float] = (0.9, 0.0, 0.0)
+    part_prior: Sequence[float] = ()    # [23] initial part-logit bias (log class frequencies); empty: zeros
     frozen_bn: bool = False
     head_norm: str = "none"             # 'layernorm': normalise the part features entering the regressors
     attention_grad: bool = True         # False: the part maps used as attention get no gradient from the pose
@@ -109,14 +129,14 @@ class DPoSENet(nn.Module):
                               name="backbone")(image, train)
         branches, concat = enc["branches"], enc["concat"]
         out = {}
-        seg, _ = UNetDecoder(NUM_PARTS + 1, self.decoder_blocks, self.frozen_bn, self.dtype,
-                             name="part_decoder")(branches, train)
+        seg, _ = UNetDecoder(NUM_PARTS + 1, self.decoder_blocks, self.frozen_bn, tuple(self.part_prior),
+                             self.dtype, name="part_decoder")(branches, train)
         out["part_logits"] = seg
         att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
         feats = part_soft_attention(concat, att.astype(concat.dtype))              # [B, 22, C]
         extra = [jnp.asarray(cliff_bbox, feats.dtype)]
         if self.use_depth:
-            depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, self.dtype,
+            depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, dtype=self.dtype,
                                              name="depth_decoder")(branches, train)
             out["depth"] = depth[..., 0]
             extra.append(jnp.mean(depth_feats, axis=(1, 2)))
@@ -185,7 +205,10 @@ class DPoSE(Method):
         """Variables for `batch`; with `config.model.init_from_data` the starting pose / betas (the
         `mean_pose6d` / `mean_betas` parameters) are the training split's mean (`evaluate.
         train_mean_pose_and_shape`, the same mean as the evaluator's baseline), as HMR / SPIN start from
-        mean parameters; otherwise identity joints with an upright root facing the camera, zero betas."""
+        mean parameters; otherwise identity joints with an upright root facing the camera, zero betas.
+        With `config.model.part_prior_init` the part decoder's output bias starts at the log frequencies of
+        the part classes in the training crops (`train_part_frequencies`), so the segmentation starts at
+        the class prior instead of uniform logits."""
         model = self.model
         if bool(self.config.model.get("init_from_data", False)):
             from hmrjax import evaluate
@@ -196,6 +219,9 @@ class DPoSE(Method):
             mb = np.zeros(nb, np.float32)
             mb[:min(nb, betas.shape[0])] = betas[:nb]
             model = model.clone(init_pose6d=tuple(init6.reshape(-1).tolist()), init_betas=tuple(mb.tolist()))
+        if bool(self.config.model.get("part_prior_init", False)):
+            freq = train_part_frequencies(self.config, self.part_labels)
+            model = model.clone(part_prior=tuple(np.log(freq).tolist()))
         return model.init(rng, batch["img"], batch["cliff_bbox"], train=False)
 
     def _full_pose(self, rotmat):

@@ -25,6 +25,8 @@ class UNetDecoder(nn.Module):
       out_channels: channels of the output map (depth: 1; part segmentation: 1 + parts).
       num_blocks: residual blocks per stage (paper: 4).
       frozen_bn: always use BatchNorm running statistics.
+      out_bias: initial bias of the final 1x1 conv, one value per output channel (empty: zeros); e.g. the
+        log class frequencies for a segmentation head, so training starts at the class prior.
       dtype: compute dtype (parameters float32).
 
     Call: branches (tuple of [B, H/2^k, W/2^k, C_k], highest resolution first, e.g. HRNet's
@@ -35,6 +37,7 @@ class UNetDecoder(nn.Module):
     out_channels: int
     num_blocks: int = 4
     frozen_bn: bool = False
+    out_bias: Sequence[float] = ()
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -53,5 +56,11 @@ class UNetDecoder(nn.Module):
                     x, train)
         width = branches[0].shape[-1]
         feats = nn.relu(bn("final_bn")(conv(width, 3, name="final_conv", dtype=self.dtype)(x)))
-        out = conv(self.out_channels, 1, bias=True, name="out_conv", dtype=self.dtype)(feats)
+        bias_init = nn.initializers.zeros
+        if len(self.out_bias):
+            if len(self.out_bias) != self.out_channels:
+                raise ValueError(f"UNetDecoder: out_bias has {len(self.out_bias)} values for "
+                                 f"{self.out_channels} output channels")
+            bias_init = lambda *_: jnp.asarray(self.out_bias, jnp.float32)
+        out = conv(self.out_channels, 1, bias=True, name="out_conv", dtype=self.dtype, bias_init=bias_init)(feats)
         return out.astype(jnp.float32), feats

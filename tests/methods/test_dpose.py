@@ -199,7 +199,7 @@ def test_mean_init_head_norm_and_attention_gradient_switches(tiny):
     # attention_grad=False: with the part-seg loss off, no gradient reaches the part decoder
     def decoder_grad_norm(attention_grad):
         c = _small_config()
-        c.model.init_from_data = False
+        c.model.init_from_data = c.model.part_prior_init = False
         c.model.attention_grad = attention_grad
         c.loss.lambda3 = 0.0
         m = create(c)
@@ -211,6 +211,24 @@ def test_mean_init_head_norm_and_attention_gradient_switches(tiny):
 
     bad = _small_config()
     bad.model.head_norm = "batchnorm"
-    bad.model.init_from_data = False
+    bad.model.init_from_data = bad.model.part_prior_init = False
     with pytest.raises(ValueError, match="head_norm"):
         jax.eval_shape(create(bad).init, jax.random.key(0), batch)
+
+
+def test_part_prior_init_is_the_log_class_frequency_of_the_training_crops(tiny):
+    """tiny starts the part logits at the class prior: out_conv's bias = log frequencies, whose background share
+    agrees with the person masks of the same (unaugmented) training crops."""
+    cfg, method, batch, variables = tiny
+    assert cfg.model.part_prior_init and not dpose_config.get_config("paper").model.part_prior_init
+    freq = dpose.train_part_frequencies(cfg, method.part_labels, max_records=64)
+    assert freq.shape == (24 - 1,) and np.all(freq > 0) and abs(freq.sum() - 1) < 1e-9
+    import data_pipelines
+    source = data_pipelines.open_source(cfg.data.name, cfg.data.train_split, cfg.data.data_dir)
+    fg = np.mean([pipeline.prepare_example(pipeline.load_record(source, i, cfg.data), None, cfg.data,
+                                           train=False)["mask"].mean() for i in range(64)])
+    assert abs((1 - freq[0]) - fg) < 0.03, (freq[0], fg)
+    assert np.count_nonzero(freq[1:] > 1e-3) >= 15      # most body parts are seen
+    bias = variables["params"]["part_decoder"]["out_conv"]["bias"]
+    np.testing.assert_allclose(np.asarray(bias), np.log(dpose.train_part_frequencies(cfg, method.part_labels)),
+                               rtol=1e-5, atol=1e-6)

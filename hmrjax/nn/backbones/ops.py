@@ -20,14 +20,14 @@ __all__ = ["conv", "batch_norm", "resize", "interp_matrix", "upsample_nearest"]
 
 
 def conv(features: int, kernel: int, stride: int = 1, *, bias: bool = False, name: str | None = None,
-         dtype: Dtype = jnp.float32, padding: int | None = None) -> nn.Conv:
+         dtype: Dtype = jnp.float32, padding: int | None = None, bias_init=nn.initializers.zeros) -> nn.Conv:
     """A 2-D NHWC convolution padded like torch's `Conv2d(k, stride, padding=k // 2)`.
 
     Flax's 'SAME' pads asymmetrically for stride 2 on even sizes; torch pads k // 2 on both sides.
     """
     pad = kernel // 2 if padding is None else padding
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                   use_bias=bias, dtype=dtype, param_dtype=jnp.float32, name=name,
+                   use_bias=bias, dtype=dtype, param_dtype=jnp.float32, name=name, bias_init=bias_init,
                    kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))
 
 
