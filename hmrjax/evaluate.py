@@ -11,6 +11,9 @@ Metrics (dataset means of per-example values from `hmrjax.metrics`; names in the
                                           batch focal_length / princpt) vs keypoints2d_full on visible points;
                                           mode, and mean over the S hypotheses
   pck                                     fraction of visible keypoints (mode) within pck_threshold * bbox_scale
+  root_orient_err_deg, local_rot_err_deg  degrees, when the prediction has `pose`: geodesic error of the mode's
+                                          global (root, camera-frame) orientation, and the mean geodesic error
+                                          of its other joints' local rotations (`metrics.rotation_error_deg`)
   spread_visible_mm, spread_invisible_mm  3D spread of the S hypotheses' root-aligned COCO-17 keypoints (S > 1)
   mask_perc_in, mask_min_dist_px          mask plausibility of all S hypotheses' projected keypoints, in dense
                                           mask px (S > 1, examples with a non-empty mask)
@@ -112,6 +115,15 @@ def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), 
     if pv.shape[2] == gt.vertices.shape[1]:
         per["pve"] = (_per_sample(lambda v, j: M.pve(v, gt.vertices, j, gt.joints, root=root), pv, pj), wv)
         per["pa_pve"] = (_per_sample(lambda v: M.pa_pve(v, gt.vertices), pv), wv)
+    if pred.pose is not None and pred.pose.shape[2] == batch["pose"].shape[1]:
+        from hmrjax.geometry.rotations import axis_angle_to_matrix
+        pose = _f(pred.pose[:, 0])
+        if pose.shape[-1] == 3 and pose.ndim == 3:          # axis-angle [B, J, 3]
+            pose = axis_angle_to_matrix(pose)
+        gt_rot = axis_angle_to_matrix(_f(batch["pose"]))
+        wp = valid * flag("has_pose")
+        out["root_orient_err_deg"] = (M.rotation_error_deg(pose[:, :1], gt_rot[:, :1]), wp)
+        out["local_rot_err_deg"] = (M.rotation_error_deg(pose[:, 1:], gt_rot[:, 1:]), wp)
     for name, (vals, w) in per.items():
         out[name] = (vals[:, 0], w)
         if s > 1 and name != "pa_pve":

@@ -192,6 +192,20 @@ def mask_distance_map(mask):
     return ndimage.distance_transform_edt(~m).astype(np.float32)
 
 
+def rotation_error_deg(pred_rot, gt_rot, valid=None):
+    """Geodesic angle between rotations (degrees), averaged over the joint axis.
+
+    angle = arccos((trace(R_pred R_gt^T) - 1) / 2) * 180 / pi per joint (the trace is clipped to [-1, 3] so
+    round-off cannot leave arccos' domain). pred_rot, gt_rot: [B, J, 3, 3]; valid: [B, J] or None.
+    Returns [B]. With J = 1 and the root joint this is the global-orientation error; over the other joints
+    it is the mean local (parent-relative) rotation error.
+    """
+    trace = jnp.einsum("bjik,bjik->bj", pred_rot, gt_rot)          # trace(R_pred R_gt^T)
+    cos = jnp.clip((trace - 1.0) / 2.0, -1.0, 1.0)
+    angle = jnp.degrees(jnp.arccos(cos))
+    return _masked_mean(angle, _valid(valid, angle.shape))
+
+
 def part_seg_iou(pred_labels, gt_labels, num_classes: int, ignore_background: bool = True):
     """Mean intersection-over-union of part labels per example.
 

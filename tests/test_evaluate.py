@@ -306,6 +306,16 @@ def test_mean_baseline_against_numpy(data):
         out = pose_body(body, np.broadcast_to(pose, (4,) + pose.shape), np.broadcast_to(betas, (4, 10)), b["transl"])
         preds.append((np.asarray(out.vertices, np.float64)[:, None], np.asarray(out.joints, np.float64)[:, None]))
     ref, counts = reference({}, data["batches"], body, 1, preds=preds)   # the baseline predicts no dense maps
+    # the baseline predicts a pose: geodesic global-orientation and local-rotation errors vs scipy (float64)
+    mean_rot = Rotation.from_matrix(np.asarray(pose, np.float64))
+    root_err, local_err = [], []
+    for b in data["batches"]:
+        for i in range(len(b["valid"])):
+            if b["valid"][i] and b["has_pose"][i]:
+                ang = np.degrees((Rotation.from_rotvec(np.asarray(b["pose"][i], np.float64)).inv() * mean_rot).magnitude())
+                root_err.append(ang[0]), local_err.append(ang[1:].mean())
+    ref.update(root_orient_err_deg=np.mean(root_err), local_rot_err_deg=np.mean(local_err))
+    counts.update(root_orient_err_deg=len(root_err), local_rot_err_deg=len(local_err))
     _check(res["baseline"], ref, counts)
     assert res["baseline"]["mpjpe"] > 20 and res["mpjpe"] < 0.05
 

@@ -158,3 +158,26 @@ def test_root_conventions_errors():
     assert metrics.root_indices("smpl24", "hips") == (1, 2)
     with pytest.raises(ValueError, match="no root convention"):
         metrics.root_indices("smpl24", "nose")
+
+
+def test_rotation_error_deg_matches_scipy_and_masks():
+    """Geodesic angle vs scipy's magnitude of R_gt^T R_pred (float64), per joint, averaged over valid joints."""
+    import jax.numpy as jnp
+    from scipy.spatial.transform import Rotation
+    rng = np.random.default_rng(4)
+    gt = Rotation.random(2 * 5, random_state=rng)
+    delta = Rotation.from_rotvec(rng.normal(size=(10, 3)) * np.array([[0.1], [1.0]] * 5))
+    pred = delta * gt
+    expected = np.degrees((gt.inv() * pred).magnitude()).reshape(2, 5)
+    got = metrics.rotation_error_deg(jnp.asarray(pred.as_matrix().reshape(2, 5, 3, 3), jnp.float32),
+                               jnp.asarray(gt.as_matrix().reshape(2, 5, 3, 3), jnp.float32))
+    np.testing.assert_allclose(np.asarray(got), expected.mean(1), atol=0.05)
+    valid = np.array([[1, 1, 0, 0, 0], [0, 0, 0, 1, 1]], np.float32)
+    got = metrics.rotation_error_deg(jnp.asarray(pred.as_matrix().reshape(2, 5, 3, 3), jnp.float32),
+                               jnp.asarray(gt.as_matrix().reshape(2, 5, 3, 3), jnp.float32), valid)
+    np.testing.assert_allclose(np.asarray(got), (expected * valid).sum(1) / valid.sum(1), atol=0.05)
+    # identical and half-turn rotations: 0 and 180 (the clipped arccos stays finite at both ends)
+    eye = jnp.broadcast_to(jnp.eye(3), (1, 2, 3, 3))
+    flip = jnp.asarray(Rotation.from_rotvec([[np.pi, 0, 0], [0, np.pi, 0]]).as_matrix()[None], jnp.float32)
+    np.testing.assert_allclose(np.asarray(metrics.rotation_error_deg(eye, eye)), [0.0], atol=0.05)
+    np.testing.assert_allclose(np.asarray(metrics.rotation_error_deg(flip, eye)), [180.0], atol=0.05)
