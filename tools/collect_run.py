@@ -12,6 +12,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from hmrjax.fileio import write_json  # noqa: E402
 
 CURVE_KEYS = ("mpjpe", "pa_mpjpe", "pve", "part_seg_iou", "pck")
+EVAL_KEYS = ("mpjpe", "pa_mpjpe", "pve", "part_seg_iou", "pck", "root_orient_err_deg", "local_rot_err_deg")
 TRAIN_KEYS = ("loss", "pose_mse", "betas_mse", "joints3d_mse", "part_seg_ce", "mpjpe_mm", "images_per_s")
 
 
@@ -36,8 +37,8 @@ def main(argv=None):
             d = json.loads(f.read_text())
             base = d.get("baseline", {})
             evals[split] = {"step": d["step"], "count": d["count"],
-                            **{k: round(d[k], 2) for k in ("mpjpe", "pa_mpjpe", "pve", "part_seg_iou", "pck") if k in d},
-                            "baseline": {k: round(base[k], 2) for k in ("mpjpe", "pa_mpjpe", "pve", "pck") if k in base},
+                            **{k: round(d[k], 2) for k in EVAL_KEYS if k in d},
+                            "baseline": {k: round(base[k], 2) for k in EVAL_KEYS if k in base},
                             "ratio_to_baseline": {k: round(d[k] / base[k], 3) for k in ("mpjpe", "pa_mpjpe", "pve")
                                                   if k in d and base.get(k)}}
     config = json.loads((wd / "config.json").read_text())
