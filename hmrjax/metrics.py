@@ -154,6 +154,19 @@ def keypoint_spread(samples, visible=None):
     return _masked_mean(spread, vis), _masked_mean(spread, 1.0 - vis)
 
 
+def aligned_keypoint_spread(samples, visible=None):
+    """`keypoint_spread` after rigidly aligning every hypothesis to hypothesis 0 (the mode).
+
+    Each sample's keypoints x_s [J, 3] are replaced by R_s x_s + t_s with (R_s, t_s) the least-squares rigid
+    fit onto x_0 over all J points (Kabsch / Umeyama without scale), which removes the hypotheses' global
+    rotation and translation and leaves the spread of the articulation. samples: [B, S, J, 3] metres;
+    visible: [B, J]. Returns (spread_visible [B], spread_invisible [B]) in mm.
+    """
+    mode = jnp.broadcast_to(samples[:, :1], samples.shape)
+    aligned, _ = similarity_procrustes(samples, mode, with_scale=False)
+    return keypoint_spread(aligned, visible)
+
+
 def mask_plausibility(points2d, distance_map, valid=None):
     """Mask plausibility of projected hypotheses (Wehrbein et al.): PercIn and MinDist.
 
