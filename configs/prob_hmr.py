@@ -90,7 +90,10 @@ def get_config(arg=None):
         visible_conf=0.5,
         gt_noise=0.005,                          # std of the noise on the GT 6D pose in the NLL (code)
         kp2d_weighting="inside_crop",            # inside_crop (code: all GT joints) | visible
-        cam_penalty=0.0,                         # code-only camera-scale penalty weight (code: 1.0)
+        # code-only camera-scale penalty weight (code: 1.0). tiny uses it: without it, conditioned on the
+        # detector's argmax pose, a tiny run settled on the mirror solution (weak-perspective s < 0, root turned
+        # 180 deg about the viewing axis, the same 2D projection; mode MPJPE 830 mm after 1.5k steps).
+        cam_penalty=0.0 if paper else 1.0,
     ))
     config.eval = ml_collections.ConfigDict(dict(num_samples=100, root="pelvis", pck_threshold=0.05))
 

@@ -76,6 +76,8 @@ def _batch(method, cfg, seed=0):
     batch["keypoints2d"] = np.concatenate([norm, vis[..., None]], -1).astype(np.float32)
     batch["heatmap_samples"] = (norm[:, :, None] + 0.05 * rng.standard_normal((B, 17, N_HM, 2))).astype(np.float32)
     batch["heatmap_conf"] = np.where(vis > 0, 0.9, 0.4).astype(np.float32)
+    batch["heatmap_pose"] = np.concatenate([batch["heatmap_samples"][:, :, 0], batch["heatmap_conf"][..., None]],
+                                           -1).astype(np.float32)   # the detector's argmax (crop-normalised)
     batch["mask"] = np.zeros((B, d, d), np.float32)
     batch["mask"][:, 3:13, 5:11] = 1.0
     for key in batch:
@@ -255,8 +257,10 @@ def test_hypotheses_project_like_numpy(tiny):
 def test_loss_terms_finite_and_weighted(tiny, stepped):
     cfg, method, batch, variables = tiny
     _, _, metrics = stepped
-    terms = {"nll", "betas", "kp2d", "orth_mode", "orth_samples", "mmd", "mask"}
-    assert terms <= set(metrics) and "cam_penalty" not in metrics
+    # tiny adds the authors' code-only camera-scale penalty (cam_penalty 1.0); paper keeps it off
+    terms = {"nll", "betas", "kp2d", "orth_mode", "orth_samples", "mmd", "mask", "cam_penalty"}
+    assert terms <= set(metrics) and float(cfg.loss.cam_penalty) == 1.0
+    assert float(prob_config.get_config("paper").loss.cam_penalty) == 0.0
     assert all(np.isfinite(float(metrics[k])) for k in metrics)
     w = method.weights()
     assert float(metrics["loss"]) == pytest.approx(sum(float(w[k]) * float(metrics[k]) for k in terms), rel=1e-5)
