@@ -15,6 +15,9 @@ Metrics (dataset means of per-example values from `hmrjax.metrics`; names in the
                                           global (root, camera-frame) orientation, and the mean geodesic error
                                           of its other joints' local rotations (`metrics.rotation_error_deg`)
   spread_visible_mm, spread_invisible_mm  3D spread of the S hypotheses' root-aligned COCO-17 keypoints (S > 1)
+  spread_*_aligned_mm                     the same after rigidly aligning each hypothesis to the mode
+                                          (`metrics.aligned_keypoint_spread`): articulation only, without
+                                          the hypotheses' differences in global orientation
   mask_perc_in, mask_min_dist_px          mask plausibility of all S hypotheses' projected keypoints, in dense
                                           mask px (S > 1, examples with a non-empty mask)
   part_seg_iou                            when the prediction has part_seg (labels at the dense size)
@@ -148,6 +151,9 @@ def batch_metrics(pred: Prediction, batch, body, *, root: Sequence[int] = (0,), 
             has_kp = flag("has_keypoints2d")
             out["spread_visible_mm"] = (sv, valid * has_kp * jnp.any(vis_b, -1))
             out["spread_invisible_mm"] = (si, valid * has_kp * jnp.any(~vis_b, -1))
+            sva, sia = M.aligned_keypoint_spread(kp3d, vis)
+            out["spread_visible_aligned_mm"] = (sva, valid * has_kp * jnp.any(vis_b, -1))
+            out["spread_invisible_aligned_mm"] = (sia, valid * has_kp * jnp.any(~vis_b, -1))
             if distance_map is not None and "mask" in batch:
                 dense = distance_map.shape[-1]
                 crop_size = batch["img"].shape[1]

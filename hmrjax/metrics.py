@@ -161,8 +161,6 @@ def aligned_keypoint_spread(samples, visible=None):
     fit onto x_0 over all J points (Kabsch / Umeyama without scale), which removes the hypotheses' global
     rotation and translation and leaves the spread of the articulation. samples: [B, S, J, 3] metres;
     visible: [B, J]. Returns (spread_visible [B], spread_invisible [B]) in mm.
-    Not called by the evaluator yet: on one trained prob_hmr checkpoint's test hypotheses the batched CPU SVD
-    behind it never returned (an XLA/LAPACK hang on some input, not yet isolated).
     """
     mode = jnp.broadcast_to(samples[:, :1], samples.shape)
     aligned, _ = similarity_procrustes(samples, mode, with_scale=False)

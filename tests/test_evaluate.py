@@ -133,6 +133,14 @@ def _umeyama(p, g):
     return scale * x @ r.T + mg
 
 
+def _kabsch(x, y):
+    """float64 rigid least-squares fit of the points x onto y (rotation + translation), applied to x."""
+    mx, my = x.mean(0), y.mean(0)
+    u, _, vt = np.linalg.svd((y - my).T @ (x - mx))
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    return (x - mx) @ (u @ d @ vt).T + my
+
+
 def _np_pred(p, body, batch, num_samples):
     """The oracle's prediction recomputed in numpy float64 (GT body posed once, in float32, outside jit)."""
     out = pose_body(body, batch["pose"], batch["betas"], batch["transl"])
@@ -197,6 +205,13 @@ def reference(p, batches, body, num_samples, pck_threshold=0.05, preds=None):
                         put("spread_visible_mm", spread[vis].mean())
                     if (~vis).any():
                         put("spread_invisible_mm", spread[~vis].mean())
+                    # aligned: each hypothesis rigidly fitted (Kabsch, float64) onto hypothesis 0 first
+                    fit = [_kabsch(kp3[k], kp3[0]) for k in range(num_samples)]
+                    sp = np.mean(np.linalg.norm(fit - np.mean(fit, 0), axis=-1), axis=0) * 1e3
+                    if vis.any():
+                        put("spread_visible_aligned_mm", sp[vis].mean())
+                    if (~vis).any():
+                        put("spread_invisible_aligned_mm", sp[~vis].mean())
                 mask = batch["mask"][i] > 0
                 if batch["has_mask"][i] > 0 and mask.any():
                     dist = ndimage.distance_transform_edt(~mask)
