@@ -17,7 +17,42 @@ def _det3(m):
     return jnp.sum(m[..., 0, :] * jnp.cross(m[..., 1, :], m[..., 2, :]), axis=-1)
 
 
-def similarity_procrustes(src, dst, weights=None, *, with_scale: bool = True, min_variance: float = 1e-12):
+def _horn_rotation(cov, squarings: int = 24):
+    """Rotation R maximising tr(R^T cov) (cov = sum_i p_i y_i x_i^T) by Horn's quaternion method (1987),
+    without LAPACK: with S = cov^T (S_ab = sum_i p_i x_a y_b), the unit quaternion of R is the eigenvector of
+    the largest eigenvalue of the symmetric 4x4
+        N = [[Sxx+Syy+Szz, Syz-Szy,      Szx-Sxz,      Sxy-Syx    ],
+             [Syz-Szy,     Sxx-Syy-Szz,  Sxy+Syx,      Szx+Sxz    ],
+             [Szx-Sxz,     Sxy+Syx,     -Sxx+Syy-Szz,  Syz+Szy    ],
+             [Sxy-Syx,     Szx+Sxz,      Syz+Szy,     -Sxx-Syy+Szz]],
+    found by repeated squaring of the positive semi-definite N + |N|_F I (normalised each time): after k
+    squarings the other eigen-directions shrink by (lambda_2 / lambda_1)^(2^k). Returns [..., 3, 3]."""
+    s = jnp.swapaxes(cov, -1, -2)
+    sxx, sxy, sxz = s[..., 0, 0], s[..., 0, 1], s[..., 0, 2]
+    syx, syy, syz = s[..., 1, 0], s[..., 1, 1], s[..., 1, 2]
+    szx, szy, szz = s[..., 2, 0], s[..., 2, 1], s[..., 2, 2]
+    n = jnp.stack([
+        jnp.stack([sxx + syy + szz, syz - szy, szx - sxz, sxy - syx], -1),
+        jnp.stack([syz - szy, sxx - syy - szz, sxy + syx, szx + sxz], -1),
+        jnp.stack([szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy], -1),
+        jnp.stack([sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz], -1)], -2)
+    fro = jnp.sqrt(jnp.sum(n * n, axis=(-1, -2)))[..., None, None]
+    a = (n + fro * jnp.eye(4, dtype=n.dtype)) / jnp.maximum(2 * fro, jnp.finfo(n.dtype).tiny)
+    for _ in range(squarings):
+        a = a @ a
+        a = a / jnp.maximum(jnp.max(jnp.abs(a), axis=(-1, -2), keepdims=True), jnp.finfo(n.dtype).tiny)
+    best = jnp.argmax(jnp.sum(a * a, axis=-2), axis=-1)                 # the column with the largest norm
+    q = jnp.take_along_axis(a, best[..., None, None], axis=-1)[..., 0]
+    q = q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), jnp.finfo(n.dtype).tiny)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return jnp.stack([
+        jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
+def similarity_procrustes(src, dst, weights=None, *, with_scale: bool = True, min_variance: float = 1e-12,
+                          solver: str = "svd"):
     """Best similarity transform mapping `src` onto `dst` in the weighted least-squares sense.
 
     Minimises sum_i w_i || s R src_i + t - dst_i ||^2 over s > 0, R in SO(3), t (Umeyama 1991):
@@ -42,6 +77,9 @@ def similarity_procrustes(src, dst, weights=None, *, with_scale: bool = True, mi
         uniform weights.
       with_scale: estimate the scale s (similarity) or fix s = 1 (rigid).
       min_variance: variance (units of src^2) at or below which the fit counts as degenerate.
+      solver: "svd" (the formula above) or "quaternion": Horn's closed form (`_horn_rotation`) from plain
+        matrix products, no LAPACK call; the same R (up to float rounding), s = tr(R^T C) / var_s. Used where
+        very large batches of fits (e.g. 100 hypotheses per image) run inside one jitted program on CPU.
     Returns:
       `(aligned, (scale, R, t))` with `aligned = s R src_i + t` `[..., N, 3]`, `scale [...]`,
       `R [..., 3, 3]`, `t [..., 3]`.
@@ -79,20 +117,27 @@ def similarity_procrustes(src, dst, weights=None, *, with_scale: bool = True, mi
     cov = jnp.einsum("...n,...ni,...nj->...ij", p, y, x)
 
     degenerate = (~has_weight) | (var_s <= min_variance)
-    # Double-where: degenerate fits get a well-conditioned dummy (distinct singular values) so that
-    # neither the SVD nor its gradient produces NaN; their results are replaced below.
-    dummy = jnp.diag(jnp.asarray([3.0, 2.0, 1.0], dtype))
-    cov_safe = jnp.where(degenerate[..., None, None], dummy, cov)
-    u, s_vals, vh = jnp.linalg.svd(cov_safe)
-    d = jax.lax.stop_gradient(jnp.where(_det3(u) * _det3(vh) < 0, -1.0, 1.0).astype(dtype))
-    signs = jnp.concatenate([jnp.ones(d.shape + (2,), dtype), d[..., None]], axis=-1)  # diag(D)
-    rot = (u * signs[..., None, :]) @ vh
-    eye = jnp.broadcast_to(jnp.eye(3, dtype=dtype), rot.shape)
-    rot = jnp.where(degenerate[..., None, None], eye, rot)
+    eye = jnp.eye(3, dtype=dtype)
+    if solver == "svd":
+        # Double-where: degenerate fits get a well-conditioned dummy (distinct singular values) so that
+        # neither the SVD nor its gradient produces NaN; their results are replaced below.
+        dummy = jnp.diag(jnp.asarray([3.0, 2.0, 1.0], dtype))
+        cov_safe = jnp.where(degenerate[..., None, None], dummy, cov)
+        u, s_vals, vh = jnp.linalg.svd(cov_safe)
+        d = jax.lax.stop_gradient(jnp.where(_det3(u) * _det3(vh) < 0, -1.0, 1.0).astype(dtype))
+        signs = jnp.concatenate([jnp.ones(d.shape + (2,), dtype), d[..., None]], axis=-1)  # diag(D)
+        rot = (u * signs[..., None, :]) @ vh
+        trace = jnp.sum(s_vals * signs, axis=-1)                      # tr(diag(S) D) = tr(R^T C)
+    elif solver == "quaternion":
+        rot = _horn_rotation(jnp.where(degenerate[..., None, None], eye, cov))
+        trace = jnp.sum(rot * cov, axis=(-1, -2))
+    else:
+        raise ValueError(f"hmrjax.geometry.procrustes: solver must be 'svd' or 'quaternion', got {solver!r}")
+    rot = jnp.where(degenerate[..., None, None], jnp.broadcast_to(eye, rot.shape), rot)
 
     if with_scale:
         var_safe = jnp.where(degenerate, jnp.ones_like(var_s), var_s)
-        scale = jnp.where(degenerate, jnp.ones_like(var_s), jnp.sum(s_vals * signs, axis=-1) / var_safe)
+        scale = jnp.where(degenerate, jnp.ones_like(var_s), trace / var_safe)
     else:
         scale = jnp.ones_like(var_s)
     t = mu_d - scale[..., None] * jnp.einsum("...ij,...j->...i", rot, mu_s)

@@ -156,3 +156,46 @@ def test_bad_shapes_raise():
         similarity_procrustes(jnp.zeros((5, 3)), jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="`weights` must broadcast"):
         similarity_procrustes(jnp.zeros((5, 3)), jnp.zeros((5, 3)), jnp.ones(4))
+
+
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_quaternion_solver_matches_svd_and_numpy(with_scale):
+    """Horn's quaternion solver (no LAPACK) gives the float64 numpy Umeyama fit: random rotations (incl. near
+    180 deg), a reflected target (proper rotation still), weights, and a degenerate (coincident) set."""
+    rng = np.random.default_rng(7)
+    b, n = 64, 9
+    src = rng.normal(size=(b, n, 3))
+    rots = Rotation.random(b, random_state=1).as_matrix()
+    rots[:4] = Rotation.from_rotvec(rng.normal(size=(4, 3)) * 0 + [[0, 0, np.pi - 1e-4]] * 4).as_matrix()
+    dst = 1.3 * np.einsum("bij,bnj->bni", rots, src) + rng.normal(size=(b, 1, 3)) + 0.05 * rng.normal(size=src.shape)
+    dst[4] = src[4] * [-1, 1, 1]                                   # a mirror image: best proper rotation
+    src[5] = 0.5                                                    # degenerate: all points coincide
+    w = rng.uniform(0.2, 1.0, size=(b, n))
+
+    def umeyama(x, y, p):                                           # float64 reference (module docstring)
+        p = p / p.sum()
+        mx, my = p @ x, p @ y
+        xc, yc = x - mx, y - my
+        var = p @ (xc ** 2).sum(1)
+        if var <= 1e-12:
+            return x - mx + my
+        u, sv, vt = np.linalg.svd((yc * p[:, None]).T @ xc)
+        d = np.diag([1, 1, np.sign(np.linalg.det(u) * np.linalg.det(vt))])
+        r = u @ d @ vt
+        s = np.trace(np.diag(sv) @ d) / var if with_scale else 1.0
+        return s * x @ r.T + (my - s * r @ mx)
+
+    ref = np.stack([umeyama(src[i], dst[i], w[i]) for i in range(b)])
+    with jax.enable_x64(True):
+        quat, (_, rq, _) = similarity_procrustes(src, dst, w, with_scale=with_scale, solver="quaternion")
+        svd, _ = similarity_procrustes(src, dst, w, with_scale=with_scale)
+    np.testing.assert_allclose(np.asarray(quat), ref, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(quat), np.asarray(svd), atol=1e-7)
+    np.testing.assert_allclose(np.einsum("bji,bjk->bik", rq, rq), np.broadcast_to(np.eye(3), (b, 3, 3)), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(np.asarray(rq)), 1.0, atol=1e-9)
+    # float32 (the evaluator's dtype) stays close to the float64 reference
+    q32, _ = similarity_procrustes(src.astype(np.float32), dst.astype(np.float32), w.astype(np.float32),
+                                              with_scale=with_scale, solver="quaternion")
+    np.testing.assert_allclose(np.asarray(q32), ref, atol=2e-4)
+    with pytest.raises(ValueError, match="solver"):
+        similarity_procrustes(src, dst, solver="qr")
