@@ -41,15 +41,21 @@ def open_source(name: str, split: str, data_dir: str = "", *, heatmap_samples: s
         cfg = cfg or "tiny"
         root = data_dir or os.fspath(tfds.core.constants.DATA_DIR)
         path = synth.dataset_path(cfg, root)
-        if not (path / "dataset_info.json").exists():
-            if cfg not in _AUTO_BUILD:
-                raise FileNotFoundError(
-                    f"synthetic_humans/{cfg} is not built in {root}; run `hmrjax data synth --config {cfg} "
-                    f"--data-dir {root}` first")
-            _LOG.warning("synthetic_humans/%s is not built in %s: building it now", cfg, root)
-        # Reuses a finished build made with the current settings; a stale `tiny` is rebuilt (seconds), a
-        # stale larger build raises StaleBuildError naming what changed.
-        synth.build(cfg, root, num_workers=min(os.cpu_count() or 1, 4), rebuild_stale=cfg in _AUTO_BUILD)
+        _, version = synth.split_version(cfg)
+        if version != synth.VERSION:          # an earlier release: read an existing build, never render
+            if not (path / synth.MARKER).exists():
+                raise FileNotFoundError(f"synthetic_humans/{cfg} (an earlier release) is not built in {root}; "
+                                        f"this generator renders only {synth.VERSION}")
+        else:
+            if not (path / "dataset_info.json").exists():
+                if cfg not in _AUTO_BUILD:
+                    raise FileNotFoundError(
+                        f"synthetic_humans/{cfg} is not built in {root}; run `hmrjax data synth --config {cfg} "
+                        f"--data-dir {root}` first")
+                _LOG.warning("synthetic_humans/%s is not built in %s: building it now", cfg, root)
+            # Reuses a finished build made with the current settings; a stale `tiny` is rebuilt (seconds), a
+            # stale larger build raises StaleBuildError naming what changed.
+            synth.build(cfg, root, num_workers=min(os.cpu_count() or 1, 4), rebuild_stale=cfg in _AUTO_BUILD)
         source = tfds.builder_from_directory(os.fspath(path)).as_data_source(split)
     else:
         source = tfds.data_source(name, split=split, data_dir=data_dir or None)

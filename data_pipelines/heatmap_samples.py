@@ -21,7 +21,7 @@ has no mask.
 
 Layout: `<dataset folder>/heatmaps_<name>/<split>.array_record` and `info.json` (written last: a store
 without it is incomplete), where the dataset folder is the tfds version folder
-(`<data_dir>/synthetic_humans/<config>/1.0.0` for the synthetic data). Record i belongs to source
+(`<data_dir>/synthetic_humans/<config>/<version>` for the synthetic data). Record i belongs to source
 record i. Each record is `np.savez_compressed` bytes (pickle-free) of
   keypoints   [17, 3] float32   argmax (x, y) full-frame px (quarter-pixel refined) + confidence
   samples     [17, S, 2] float32 full-frame px

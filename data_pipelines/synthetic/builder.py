@@ -4,7 +4,7 @@ Owns `CONFIGS` (tiny / small / large), `features(config)`, the tfds builder clas
 (registered as `synthetic_humans`; its `_generate_examples` is the plain serial tfds path) and `build`, the
 parallel, resumable build that `hmrjax data synth` runs:
 
-    path = build("tiny", data_dir, num_workers=2)      # DIR/synthetic_humans/tiny/1.0.0
+    path = build("tiny", data_dir, num_workers=2)      # DIR/synthetic_humans/tiny/<VERSION>
     src = tfds.builder_from_directory(path).as_data_source("train")    # or tfds.data_source(...)
 
 Layout written by `build` (the one tfds writes): `DIR/synthetic_humans/<config>/<version>/` with
@@ -16,6 +16,9 @@ each written to a temporary name and renamed when complete; a re-run keeps the f
 build settings match), renders the rest, writes the metadata and a `BUILD_COMPLETE` marker, then renames the
 folder to `<version>`. A finished folder is reused as it is; a reader never sees a partial dataset.
 Determinism: example i of split s is `render_example(seed, s, i)` whatever the worker count.
+Releases (`VERSION`, `RELEASE_NOTES`): the generator renders only the current one; a finished build of an
+earlier release (`OLDER_VERSIONS`) stays readable as "synthetic_humans/<config>:<version>" (e.g. runs and
+heatmap stores recorded on "small:1.0.0"), it is never rebuilt.
 """
 from __future__ import annotations
 
@@ -38,8 +41,15 @@ __all__ = ["SyntheticHumans", "SynthConfig", "CONFIGS", "VERSION", "SPLITS", "fe
            "render_shard", "GENERATOR_VERSION"]
 
 _LOG = logging.getLogger(__name__)
-VERSION = "1.0.0"
-GENERATOR_VERSION = 3  # bump when the rendering changes: unfinished builds with another version are restarted
+VERSION = "1.1.0"
+GENERATOR_VERSION = 4  # bump when the rendering changes: unfinished builds with another version are restarted
+# Earlier releases: readable where a finished build exists ("synthetic_humans/small:1.0.0"), no longer rendered.
+OLDER_VERSIONS = {"1.0.0": 3}
+RELEASE_NOTES = {
+    "1.0.0": "Anny-lite bodies, pose families, occluders, pseudo-depth.",
+    "1.1.0": "Front/back appearance cues (a face, hair on the back of the head, necklines, chest prints, toe "
+             "caps): 1.0.0's faceless bodies left the global orientation nearly unlearnable at 64 px.",
+}
 SPLITS = ("train", "validation", "test", "test_occluded", "test_ood")
 MARKER = "BUILD_COMPLETE"
 
@@ -142,9 +152,23 @@ def encode_example(ex: dict, index: int, jpeg_quality: int = 92) -> dict:
     return out
 
 
+def split_version(config) -> tuple:
+    """"small" -> ("small", VERSION); "small:1.0.0" -> ("small", "1.0.0") (a known release, else ValueError).
+    A SynthConfig -> (it, VERSION)."""
+    if not isinstance(config, str) or ":" not in config:
+        return config, VERSION
+    name, _, version = config.partition(":")
+    if version != VERSION and version not in OLDER_VERSIONS:
+        raise ValueError(f"synthetic_humans/{config}: unknown version {version!r} (known: "
+                         f"{', '.join(sorted([VERSION, *OLDER_VERSIONS]))})")
+    return name, version
+
+
 def dataset_path(config, data_dir) -> pathlib.Path:
-    """DIR/synthetic_humans/<config>/<version>: where a finished build lives."""
-    return pathlib.Path(data_dir) / "synthetic_humans" / _config(config).name / VERSION
+    """DIR/synthetic_humans/<config>/<version>: where a finished build lives. config: a name ("small"), a
+    name with a release ("small:1.0.0"; default the current `VERSION`) or a SynthConfig."""
+    config, version = split_version(config)
+    return pathlib.Path(data_dir) / "synthetic_humans" / _config(config).name / version
 
 
 def _shard_name(split: str, shard: int, num_shards: int) -> str:
@@ -228,6 +252,10 @@ def build(config_name, data_dir, num_workers: int | None = None, progress: bool 
     """
     from tqdm.auto import tqdm
 
+    config_name, version = split_version(config_name)
+    if version != VERSION:
+        raise ValueError(f"synthetic_humans/{config_name}:{version} is an earlier release: this generator renders "
+                         f"only {VERSION} (an existing {version} build stays readable)")
     cfg = _config(config_name)
     final = dataset_path(cfg, data_dir)
     fp = cfg.fingerprint()
@@ -316,7 +344,7 @@ class SyntheticHumans(tfds.core.GeneratorBasedBuilder):
     """
 
     VERSION = tfds.core.Version(VERSION)
-    RELEASE_NOTES = {"1.0.0": "Anny-lite bodies, pose families, occluders, pseudo-depth."}
+    RELEASE_NOTES = RELEASE_NOTES
     BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=c.name, description=c.description) for c in CONFIGS.values()]
 
     def _info(self):

@@ -127,10 +127,11 @@ def _pattern(rng, rest: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def person_colors(rng, rest_vertices: np.ndarray, vertex_parts: np.ndarray, head_joint: np.ndarray) -> np.ndarray:
-    """Per-vertex albedo [V, 3] in [0, 1]: a skin tone, hair, a top, a bottom and shoes with procedural textures.
+    """Per-vertex albedo [V, 3] in [0, 1]: a skin tone, hair, a face, a top, a bottom and shoes with procedural
+    textures, and the front/back cues real clothes and people show (`_front_back_cues`).
 
-    rest_vertices [V, 3] (body frame, T-pose) drive the texture coordinates; vertex_parts [V] SMPL-24 parts;
-    head_joint (3,) rest position of the head joint (hair above / behind it).
+    rest_vertices [V, 3] (body frame, T-pose, y up, z = the body's front) drive the texture coordinates;
+    vertex_parts [V] SMPL-24 parts; head_joint (3,) rest position of the head joint (hair above / behind it).
     """
     rest = np.asarray(rest_vertices, np.float64)
     parts = np.asarray(vertex_parts)
@@ -141,17 +142,56 @@ def person_colors(rng, rest_vertices: np.ndarray, vertex_parts: np.ndarray, head
     top_parts = list(_TORSO) + ([] if sleeves == "none" else list(_UPPER_ARMS)) + \
         (list(_FOREARMS) if sleeves == "long" else [])
     bottom_parts = list(_PELVIS_THIGHS) + (list(_SHINS) if legs == "long" else [])
+    bases = []
     for group, base in ((top_parts, _random_color(rng, 0.15, 0.95)), (bottom_parts, _random_color(rng, 0.1, 0.8)),
                         (list(_FEET), _random_color(rng, 0.05, 0.8))):
         sel = np.isin(parts, group)
         col[sel] = _pattern(rng, rest[sel], base)
-    if rng.random() < 0.85:  # hair: top and back of the head
-        hair = np.clip(_HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.2), 0, 1)
-        hx, hy, hz = head_joint
-        length = rng.uniform(0.0, 0.12)
-        sel = (parts == 15) & ((rest[:, 1] > hy + 0.06) | ((rest[:, 2] < hz - 0.02) & (rest[:, 1] > hy - length)))
-        col[sel] = hair
+        bases.append(base)
+    _front_back_cues(rng, rest, parts, col, np.asarray(head_joint, np.float64), skin, bases[0])
     return col.astype(np.float32)
+
+
+def _contrasting(rng, base: np.ndarray) -> np.ndarray:
+    """A random colour whose value (brightness) differs from `base`'s by at least 0.35."""
+    v = max(base)
+    c = _random_color(rng, 0.05, 0.95)
+    if abs(max(c) - v) < 0.35:
+        c = c * (0.2 / max(max(c), 1e-3)) if v > 0.5 else np.clip(c + (0.85 - max(c)), 0, 1)
+    return np.clip(c, 0.0, 1.0)
+
+
+def _front_back_cues(rng, rest, parts, col, head, skin, top_base):
+    """Paint, in place, what tells a person's front from the back in a photo: hair on the back of the head
+    (97 %; length drawn), a face (eyes, brows, lips on the front of the head), a neckline showing skin at the
+    front of the top (70 %), a print on the chest (50 %) and toe caps on the shoes (50 %)."""
+    hx, hy, hz = head
+    on_head = parts == 15
+    hair = np.clip(_HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.2), 0, 1)
+    if rng.random() < 0.97:
+        length = rng.uniform(0.02, 0.12)
+        col[on_head & ((rest[:, 1] > hy + 0.07) | ((rest[:, 2] < hz + 0.01) & (rest[:, 1] > hy - length)))] = hair
+    front = on_head & (rest[:, 2] > hz + 0.05)
+    eye_y = hy + rng.uniform(0.035, 0.05)
+    for sx in (-1.0, 1.0):
+        d = np.hypot(rest[:, 0] - sx * 0.032, rest[:, 1] - eye_y)
+        col[front & (d < 0.013)] = (0.06, 0.05, 0.05)
+        brow = front & (np.abs(rest[:, 0] - sx * 0.032) < 0.022) & (np.abs(rest[:, 1] - eye_y - 0.025) < 0.007)
+        col[brow] = hair * 0.8
+    lips = front & (np.abs(rest[:, 0]) < 0.024) & (np.abs(rest[:, 1] - (eye_y - 0.085)) < 0.009)
+    col[lips] = np.clip(skin * (0.65, 0.4, 0.4), 0, 1)
+    torso = np.isin(parts, _TORSO)
+    if rng.random() < 0.7:                                   # neckline: skin at the front of the collar
+        neck_y = float(rest[parts == 12, 1].min())
+        depth = rng.uniform(0.04, 0.14)
+        v = torso & (rest[:, 2] > 0.0) & (rest[:, 1] > neck_y - depth + 1.2 * np.abs(rest[:, 0]))
+        col[v] = skin
+    if rng.random() < 0.5:                                   # a print on the chest
+        cy, half_w, half_h = rng.uniform(0.3, 0.42), rng.uniform(0.04, 0.09), rng.uniform(0.03, 0.07)
+        chest = torso & (rest[:, 2] > 0.04) & (np.abs(rest[:, 0]) < half_w) & (np.abs(rest[:, 1] - cy) < half_h)
+        col[chest] = _contrasting(rng, np.asarray(top_base))
+    if rng.random() < 0.5:                                   # toe caps
+        col[np.isin(parts, (10, 11))] = _contrasting(rng, col[np.isin(parts, (7, 8))].mean(0))
 
 
 def sample_light(rng) -> Light:

@@ -212,3 +212,29 @@ def test_plain_tfds_download_and_prepare_path_matches_the_parallel_build(tmp_pat
         for ra, rc in zip(a, c):
             for key in ra:
                 np.testing.assert_array_equal(np.asarray(ra[key]), np.asarray(rc[key]), err_msg=key)
+
+
+def test_earlier_release_is_read_from_its_folder_and_never_rendered(tmp_path):
+    """"name:1.0.0" addresses the earlier release's folder: an existing finished build there is read (and the
+    current release is not built or looked at), a missing one is a clear error, building it is refused, and an
+    unknown release is rejected."""
+    import shutil
+
+    import data_pipelines
+    assert builder.split_version("small") == ("small", builder.VERSION)
+    old = next(iter(builder.OLDER_VERSIONS))
+    assert builder.split_version(f"small:{old}") == ("small", old)
+    with pytest.raises(ValueError, match="unknown version '9.9.9'"):
+        builder.split_version("small:9.9.9")
+    current = builder.build(MINI, tmp_path / "a", num_workers=0, progress=False)   # also registers MINI by name
+    empty = tmp_path / "b"
+    assert builder.dataset_path(f"{MINI.name}:{old}", empty) == empty / "synthetic_humans" / MINI.name / old
+    with pytest.raises(FileNotFoundError, match=f"mini_test:{old}.*earlier release"):
+        data_pipelines.open_source(f"synthetic_humans/{MINI.name}:{old}", "train", os.fspath(empty))
+    with pytest.raises(ValueError, match="earlier release"):
+        builder.build(f"{MINI.name}:{old}", empty, num_workers=0, progress=False)
+    assert not empty.exists()
+    shutil.move(current, current.with_name(old))                  # stands in for a build made by the old release
+    src = data_pipelines.open_source(f"synthetic_humans/{MINI.name}:{old}", "train", os.fspath(tmp_path / "a"))
+    assert len(src) == 6 and int(src[5]["index"]) == 5
+    assert not current.exists()                                   # reading the old release built nothing new

@@ -336,3 +336,32 @@ def test_cylinder_is_closed_and_outward():
     tri = v[f].astype(np.float64)
     vol = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
     np.testing.assert_allclose(vol, np.pi * 0.25 * 2.0 * np.sin(2 * np.pi / 12) * 12 / (2 * np.pi), rtol=1e-6)
+
+
+def test_front_back_appearance_cues():
+    """The person's albedo carries the cues a photo has (release 1.1.0): eyes and lips on the front of the head
+    only, hair on the back of the head, and, over many draws, necklines and chest prints on the front of the top
+    only (the back of the torso keeps the top's own colours)."""
+    from data_pipelines.synthetic import scene
+    body = render_example.get_body()
+    rest, parts = body.rest_vertices, body.vertex_parts
+    head = body.j_regressor[15] @ rest
+    on_head = parts == 15
+    front_face = on_head & (rest[:, 2] > head[2] + 0.05)
+    back_head = on_head & (rest[:, 2] < head[2] - 0.03) & (rest[:, 1] < head[1] + 0.05)
+    torso = np.isin(parts, (3, 6, 9, 13, 14))
+    chest, back = torso & (rest[:, 2] > 0.06), torso & (rest[:, 2] < -0.06)
+    dark_front, hair_back, chest_changed, back_changed = [], [], 0, 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        col = scene.person_colors(rng, rest, parts, head).astype(np.float64)
+        skin = col[parts == 12].mean(0)                          # the neck is never clothed
+        dark_front.append(np.mean(np.abs(col[front_face] - skin).sum(1) > 0.3))
+        hair_back.append(np.mean(np.abs(col[back_head] - skin).sum(1) > 1e-6))
+        # the top's colours: what the back of the torso shows; the front differs where a cue was painted
+        top = {tuple(c) for c in np.round(col[back], 5)}
+        chest_changed += any(tuple(c) not in top for c in np.round(col[chest], 5))
+        back_changed += any(np.allclose(c, skin) for c in col[back])
+    assert 0.02 < np.median(dark_front) < 0.5          # eyes, brows, lips: a part of the face, not all of it
+    assert np.mean(np.asarray(hair_back) > 0.5) > 0.85  # hair covers the back of the head nearly always
+    assert chest_changed > 20 and back_changed == 0
