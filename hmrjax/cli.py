@@ -82,12 +82,15 @@ def _cmd_eval(args):
 
     if load_config(args.workdir).get("method") == "detector2d":     # a 2D detector: PCK / confidences
         from hmrjax.methods.detector2d import evaluate_detector
+        if args.data or args.data_dir:
+            raise SystemExit("hmrjax eval: --data / --data-dir are not supported for detector2d runs yet")
         result = evaluate_detector(args.workdir, args.split, max_examples=args.max_examples, step=args.step)
         print(json.dumps(result, indent=2, default=float))
         print(f"wrote {args.workdir}/eval_{args.split}.json")
         return
     result = evaluate_workdir(args.workdir, args.split, max_examples=args.max_examples,
-                              num_samples=args.num_samples, step=args.step)
+                              num_samples=args.num_samples, step=args.step, data_name=args.data,
+                              data_dir=args.data_dir)
     paths = result.pop("paths", {})
     print(json.dumps(result, indent=2, default=float))
     for name, path in paths.items():
@@ -162,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=int, default=None)
     p.add_argument("--num-samples", type=int, default=None, help="hypotheses per image (probabilistic methods)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--data", default=None,
+                   help="dataset to evaluate on instead of the run's config.data.name (e.g. an earlier release: "
+                        "synthetic_humans/small:1.0.0)")
+    p.add_argument("--data-dir", default=None, help="its tfds data dir (default: the run's config.data.data_dir)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="predict a mesh for one image with a trained workdir")

@@ -535,9 +535,13 @@ def make_evaluate_fn(config, split: Optional[str] = None, *, max_examples: Optio
 def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int] = None,
                      num_samples: Optional[int] = None, out=None, step: Optional[int] = None,
                      batches: Optional[Iterable] = None, baseline="train", num_grid: int = 4,
-                     use_ema: Optional[bool] = None) -> dict:
+                     use_ema: Optional[bool] = None, data_name: Optional[str] = None,
+                     data_dir: Optional[str] = None) -> dict:
     """Evaluates a training run's newest (or `step`) checkpoint on `split`; writes metrics.json and
     predictions.png to `out` (default `<workdir>/eval/<split>`).
+
+    data_name / data_dir: evaluate on another dataset (or release, "synthetic_humans/small:1.0.0") than the
+    run's `config.data` (the mean-pose baseline then also comes from that dataset's train split).
 
     batches: eval batches to use instead of `data_pipelines.build_eval_dataset(config, split)`.
     baseline: 'train' (mean pose/shape of the train split, up to 1000 records), a (pose [J, 3, 3],
@@ -545,6 +549,10 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
     Returns the metrics dict (as written), with `paths`.
     """
     config = load_config(workdir)
+    if data_name:
+        config.data.name = str(data_name)
+    if data_dir is not None:
+        config.data.data_dir = str(data_dir)
     from hmrjax import methods
     method = methods.create(config)
     variables, step = restore_variables(workdir, step=step, use_ema=use_ema, config=config)
