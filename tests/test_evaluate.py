@@ -416,3 +416,18 @@ def test_crop_camera_matches_crop_labels(data):
     expected = (ex["keypoints2d"][:, :2].astype(np.float64) + 1.0) * 16.0 - 0.5   # crop-normalised -> crop px
     inside = ex["keypoints2d"][:, 2] > 0
     np.testing.assert_allclose(uv[inside], expected[inside], atol=0.02)
+
+
+def test_cli_eval_on_another_dataset(run, tmp_path):
+    """`hmrjax eval --data NAME --data-dir D` evaluates the run on another build than its config names (the
+    mean-pose baseline then comes from that build's train split too)."""
+    from data_pipelines.synthetic import builder
+    from hmrjax import cli
+    workdir, _ = run
+    other = builder.SynthConfig("eval_other", (64, 64), (("train", 3), ("test", 2)), examples_per_shard=8, seed=5)
+    builder.build(other, tmp_path, num_workers=0, progress=False)
+    assert cli.main(["eval", "--workdir", str(workdir), "--split", "test", "--data", "synthetic_humans/eval_other",
+                     "--data-dir", str(tmp_path)]) == 0
+    saved = json.loads((workdir / "eval" / "test" / "metrics.json").read_text())
+    assert saved["count"] == 2 and saved["baseline"]["poses"] == 3
+    assert json.loads((workdir / "config.json").read_text())["data"]["name"] == "synthetic_humans/eval_test"
