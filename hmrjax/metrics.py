@@ -140,34 +140,42 @@ def pck(pred, gt, threshold, normalizer=1.0, valid=None):
     return _masked_mean(correct, _valid(valid, dist.shape))
 
 
-def keypoint_spread(samples, visible=None):
-    """3D spread of hypotheses (mm): mean distance of each sample's joint to the samples' mean joint.
-
-    spread_j = 1/S sum_s || x_{s,j} - mean_s x_{s,j} || * 1000, averaged over the visible and the
-    invisible joints separately. samples: [B, S, J, 3] (root-aligned by the caller if wanted);
-    visible: [B, J] in {0, 1} (None = all visible).
-    Returns (spread_visible [B], spread_invisible [B]) — an example without such joints gives 0.
-    """
+def joint_spread(samples):
+    """[B, J] 3D spread of hypotheses per joint (mm): spread_j = 1/S sum_s || x_{s,j} - mean_s x_{s,j} || * 1000.
+    samples: [B, S, J, 3] metres (root-aligned or fitted by the caller if wanted)."""
     mean = jnp.mean(samples, axis=1, keepdims=True)
-    spread = jnp.mean(jnp.linalg.norm(samples - mean, axis=-1), axis=1) * M_TO_MM      # [B, J]
+    return jnp.mean(jnp.linalg.norm(samples - mean, axis=-1), axis=1) * M_TO_MM
+
+
+def keypoint_spread(samples, visible=None):
+    """3D spread of hypotheses (mm): `joint_spread` averaged over the visible and the invisible joints
+    separately. samples: [B, S, J, 3] (root-aligned by the caller if wanted); visible: [B, J] in {0, 1}
+    (None = all visible). Returns (spread_visible [B], spread_invisible [B]) — an example without such joints
+    gives 0.
+    """
+    spread = joint_spread(samples)
     vis = _valid(visible, spread.shape)
     return _masked_mean(spread, vis), _masked_mean(spread, 1.0 - vis)
 
 
-def aligned_keypoint_spread(samples, visible=None):
-    """`keypoint_spread` after rigidly aligning every hypothesis to hypothesis 0 (the mode).
-
-    Each sample's keypoints x_s [J, 3] are replaced by R_s x_s + t_s with (R_s, t_s) the least-squares rigid
-    fit onto x_0 over all J points (Kabsch / Umeyama without scale), which removes the hypotheses' global
-    rotation and translation and leaves the spread of the articulation. samples: [B, S, J, 3] metres;
-    visible: [B, J]. Returns (spread_visible [B], spread_invisible [B]) in mm.
+def fit_to_mode(samples):
+    """[B, S, J, 3]: every hypothesis x_s [J, 3] replaced by R_s x_s + t_s, (R_s, t_s) the least-squares rigid
+    fit onto hypothesis 0 (the mode) over all J points (Kabsch / Umeyama without scale): removes the
+    hypotheses' global rotation and translation, leaves their articulation.
     The fits use Horn's quaternion solver (`similarity_procrustes(..., solver="quaternion")`, matrix products
     only): with the LAPACK SVD, the evaluator's jitted step over 300 test images x 100 hypotheses of a trained
     prob_hmr checkpoint stopped making progress on CPU (0 % CPU, never returned; 32 images finished).
     """
     mode = jnp.broadcast_to(samples[:, :1], samples.shape)
-    aligned, _ = similarity_procrustes(samples, mode, with_scale=False, solver="quaternion")
-    return keypoint_spread(aligned, visible)
+    return similarity_procrustes(samples, mode, with_scale=False, solver="quaternion")[0]
+
+
+def aligned_keypoint_spread(samples, visible=None):
+    """`keypoint_spread` of `fit_to_mode(samples)`: the spread of the articulation without the hypotheses'
+    disagreement on the global orientation. samples: [B, S, J, 3] metres; visible: [B, J].
+    Returns (spread_visible [B], spread_invisible [B]) in mm.
+    """
+    return keypoint_spread(fit_to_mode(samples), visible)
 
 
 def mask_plausibility(points2d, distance_map, valid=None):

@@ -20,27 +20,19 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-COCO17 = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
-          "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle")
-
-
 def per_joint_spread(kp3d, root_center):
     """[B, 17] spread (mm) of root-aligned and of mode-fitted hypotheses. kp3d [B, S, 17, 3] m; root_center
     [B, S, 1, 3] m (each hypothesis' root)."""
-    from hmrjax.geometry.procrustes import similarity_procrustes
-    x = kp3d - root_center
-    plain = jnp.mean(jnp.linalg.norm(x - x.mean(1, keepdims=True), axis=-1), axis=1) * 1000.0
-    fitted, _ = similarity_procrustes(kp3d, jnp.broadcast_to(kp3d[:, :1], kp3d.shape), with_scale=False,
-                                      solver="quaternion")
-    aligned = jnp.mean(jnp.linalg.norm(fitted - fitted.mean(1, keepdims=True), axis=-1), axis=1) * 1000.0
-    return plain, aligned
+    from hmrjax import metrics
+    return metrics.joint_spread(kp3d - root_center), metrics.joint_spread(metrics.fit_to_mode(kp3d))
 
 
 def summarize(spread, visible, valid):
     """Per-joint means over the images where the joint is visible / hidden. spread, visible: [N, 17];
     valid: [N]. Returns rows and the joint-balanced summary (joints seen both ways at least 5 times)."""
+    from hmrjax.body import layouts
     rows, ratios = [], []
-    for k, name in enumerate(COCO17):
+    for k, name in enumerate(layouts.COCO17.joint_names):
         v = (visible[:, k] > 0) & valid
         h = (visible[:, k] <= 0) & valid
         sv = float(spread[v, k].mean()) if v.any() else float("nan")

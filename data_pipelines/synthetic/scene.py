@@ -142,13 +142,12 @@ def person_colors(rng, rest_vertices: np.ndarray, vertex_parts: np.ndarray, head
     top_parts = list(_TORSO) + ([] if sleeves == "none" else list(_UPPER_ARMS)) + \
         (list(_FOREARMS) if sleeves == "long" else [])
     bottom_parts = list(_PELVIS_THIGHS) + (list(_SHINS) if legs == "long" else [])
-    bases = []
-    for group, base in ((top_parts, _random_color(rng, 0.15, 0.95)), (bottom_parts, _random_color(rng, 0.1, 0.8)),
-                        (list(_FEET), _random_color(rng, 0.05, 0.8))):
+    groups = ((top_parts, _random_color(rng, 0.15, 0.95)), (bottom_parts, _random_color(rng, 0.1, 0.8)),
+              (list(_FEET), _random_color(rng, 0.05, 0.8)))
+    for group, base in groups:
         sel = np.isin(parts, group)
         col[sel] = _pattern(rng, rest[sel], base)
-        bases.append(base)
-    _front_back_cues(rng, rest, parts, col, np.asarray(head_joint, np.float64), skin, bases[0])
+    _front_back_cues(rng, rest, parts, col, np.asarray(head_joint, np.float64), skin, groups[0][1])
     return col.astype(np.float32)
 
 
@@ -165,7 +164,7 @@ def _front_back_cues(rng, rest, parts, col, head, skin, top_base):
     """Paint, in place, what tells a person's front from the back in a photo: hair on the back of the head
     (97 %; length drawn), a face (eyes, brows, lips on the front of the head), a neckline showing skin at the
     front of the top (70 %), a print on the chest (50 %) and toe caps on the shoes (50 %)."""
-    hx, hy, hz = head
+    _, hy, hz = head
     on_head = parts == 15
     hair = np.clip(_HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.2), 0, 1)
     if rng.random() < 0.97:

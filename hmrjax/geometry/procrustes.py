@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from hmrjax.geometry import rotations
+
 __all__ = ["similarity_procrustes"]
 
 
@@ -43,12 +45,7 @@ def _horn_rotation(cov, squarings: int = 24):
         a = a / jnp.maximum(jnp.max(jnp.abs(a), axis=(-1, -2), keepdims=True), jnp.finfo(n.dtype).tiny)
     best = jnp.argmax(jnp.sum(a * a, axis=-2), axis=-1)                 # the column with the largest norm
     q = jnp.take_along_axis(a, best[..., None, None], axis=-1)[..., 0]
-    q = q / jnp.maximum(jnp.linalg.norm(q, axis=-1, keepdims=True), jnp.finfo(n.dtype).tiny)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return jnp.stack([
-        jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+    return rotations.quaternion_to_matrix(q)                            # (w, x, y, z), any norm
 
 
 def similarity_procrustes(src, dst, weights=None, *, with_scale: bool = True, min_variance: float = 1e-12,
