@@ -11,6 +11,8 @@ Subcommands:
                                                    contact sheet: images, keypoints, parts, depth
   hmrjax weights convert SRC DST.npz|.msgpack --arch NAME [--no-strict]
                                                    PyTorch backbone checkpoint (.pth/.safetensors) -> flax
+  hmrjax weights export --workdir RUN DST.npz|.msgpack [--module backbone] [--step N]
+                                                   a trained run's encoder, for --config.init.weights
   hmrjax eval --workdir W [--split test] [--max-examples N] [--num-samples S]
                                                    metrics JSON (+ mean-pose baseline) and a PNG grid;
                                                    detector2d runs: PCK / confidences (eval_<split>.json)
@@ -75,6 +77,14 @@ def _cmd_weights_convert(args):
     print(json.dumps({"filled": len(report.filled), "dropped": report.dropped, "missing": report.missing,
                       "unexpected": report.unexpected}, indent=2))
     print(f"wrote {args.dst}")
+
+
+def _cmd_weights_export(args):
+    from hmrjax.train import pretrained
+
+    info = pretrained.export_submodule(args.workdir, args.dst, module=args.module, step=args.step)
+    print(json.dumps(info))
+    print(f"wrote {args.dst} (use: --config.init.weights={args.dst})")
 
 
 def _cmd_eval(args):
@@ -239,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", required=True, help="backbone name, e.g. resnet50, hrnet_w48, vit_base, vitpose_base")
     p.add_argument("--no-strict", action="store_true", help="fill parameters missing from SRC with a fresh init")
     p.set_defaults(func=_cmd_weights_convert)
+    p = weights.add_parser("export", help="write a trained run's encoder (or another sub-module) for "
+                                          "--config.init.weights")
+    p.add_argument("--workdir", required=True, help="run directory with checkpoints/")
+    p.add_argument("dst", help="output .npz or .msgpack")
+    p.add_argument("--module", default="backbone", help="top-level sub-module to export (default: backbone)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.set_defaults(func=_cmd_weights_export)
 
     body = sub.add_parser("body", help="body-model files").add_subparsers(dest="body_command", required=True)
     p = body.add_parser("convert", help="convert an official model file into a clean, pickle-free .npz")

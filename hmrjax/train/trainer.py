@@ -40,6 +40,7 @@ from hmrjax.train import distributed
 from hmrjax.train import logging as log_lib
 from hmrjax.train import mesh as mesh_lib
 from hmrjax.train import optim
+from hmrjax.train import pretrained
 
 
 class NonFiniteError(FloatingPointError):
@@ -265,6 +266,10 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
         state = checkpointer.restore(start, ckpt_lib.abstract_with_shardings(abstract, shardings), data_iter)
     else:
         state = jax.jit(init_fn, out_shardings=shardings)(rng, example)
+        state, report = pretrained.load_into_train_state(state, config)
+        if report is not None and primary:
+            print(f"init: {config.init.weights} -> {config.init.get('module', 'backbone')!r}: {report.summary()}",
+                  file=sys.stderr)
     step = int(jax.device_get(state.step))
 
     train_step = jax.jit(make_train_step(method, tx, config), in_shardings=(shardings, batch_shardings),

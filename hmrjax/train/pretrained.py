@@ -1,0 +1,166 @@
+"""Starting a run from pretrained weights of one sub-module (the encoder) and exporting them from a run.
+
+HMR methods start their encoder from weights trained on another task: PARE, CLIFF and D-PoSE start HRNet-W48
+from a COCO 2D-pose checkpoint, HMR 2.0 its ViT from ViTPose. hmrjax writes such weights as one file of
+Flax variables of the sub-module alone ({'params': {...}, 'batch_stats': {...}}, `.npz` or `.msgpack`):
+
+  * `hmrjax weights convert SRC DST --arch NAME`  a PyTorch / safetensors checkpoint (timm, HRNet, ViTPose);
+  * `hmrjax weights export --workdir RUN DST`     the encoder of a run trained here (e.g. the 2D detector
+                                                 `configs/detector2d.py` on the synthetic training split).
+
+A training run reads the file through `config.init.weights` (path; "" = fresh init) into the sub-module
+`config.init.module` (default 'backbone', the name every method gives its encoder), on a fresh start only: a
+run resumed from its own checkpoint keeps what it trained. Every array of the sub-module must be in the file
+with the same shape (errors name the file, the key and both shapes); `config.init.strict=False` keeps the
+fresh values of arrays the file lacks and ignores extra ones (the report lists both).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+__all__ = ["LoadReport", "graft", "load_into_train_state", "export_submodule", "read_weights"]
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What `graft` did: '/'-joined keys per outcome."""
+    loaded: list
+    kept_fresh: list      # in the model, not in the file (strict=False only)
+    ignored: list         # in the file, not in the model (strict=False only)
+
+    def summary(self) -> str:
+        return (f"{len(self.loaded)} arrays loaded, {len(self.kept_fresh)} kept from the fresh init, "
+                f"{len(self.ignored)} in the file unused")
+
+
+def _flat(tree: Mapping, prefix=()) -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, prefix + (str(k),)))
+        else:
+            out[prefix + (str(k),)] = v
+    return out
+
+
+def _set(tree: Mapping, path: tuple, value) -> dict:
+    """A copy of nested dict `tree` with `path` set to `value` (the input is not modified)."""
+    tree = dict(tree)
+    if len(path) == 1:
+        tree[path[0]] = value
+    else:
+        tree[path[0]] = _set(tree[path[0]], path[1:], value)
+    return tree
+
+
+def read_weights(path: str | os.PathLike) -> dict:
+    """The variables in `path` (.npz / .msgpack as written by `save_variables`): {'params': ..., ...}."""
+    from hmrjax.nn.backbones import convert
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config.init.weights: {path} does not exist (write it with `hmrjax weights "
+                                f"convert` or `hmrjax weights export`)")
+    variables = convert.load_variables(path)
+    if "params" not in variables:
+        raise ValueError(f"config.init.weights: {path} has no 'params' collection (has {sorted(variables)}); "
+                         f"expected the variables of one sub-module as written by `hmrjax weights export`")
+    return variables
+
+
+def graft(params: Mapping, state: Mapping, weights: Mapping, *, module: str = "backbone", strict: bool = True,
+          source: str = "weights", place=None) -> tuple[dict, dict, LoadReport]:
+    """Replaces the arrays of sub-module `module` in `params` / `state` (the non-param collections, e.g.
+    {'batch_stats': ...}) by those in `weights` ({'params': {...}, 'batch_stats': {...}} of the sub-module).
+
+    Values keep the target's dtype; shapes must match (only `.shape` / `.dtype` of the targets are read, so
+    they may be sharded device arrays). `place(target_leaf, value)` makes the new leaf (default: the numpy
+    value). Returns new (params, state, LoadReport); the inputs are not modified. `source` names the file in
+    errors.
+    """
+    collections = {"params": params, **dict(state)}
+    if module not in params:
+        raise ValueError(f"{source}: the model has no sub-module {module!r} to load into "
+                         f"(top-level params: {sorted(params)}); set config.init.module")
+    loaded, kept, ignored = [], [], []
+    new = dict(collections)
+    for col, tree in collections.items():
+        if not isinstance(tree, Mapping) or module not in tree:
+            continue
+        target = _flat(tree[module])
+        given = _flat(weights.get(col, {}))
+        for key, value in target.items():
+            name = f"{col}/{'/'.join(key)}"
+            if key not in given:
+                if strict:
+                    raise ValueError(f"{source}: {name} of sub-module {module!r} is missing from the file "
+                                     f"(config.init.strict=False keeps the fresh value)")
+                kept.append(name)
+                continue
+            arr = np.asarray(given[key])
+            if tuple(arr.shape) != tuple(value.shape):
+                raise ValueError(f"{source}: {name} has shape {tuple(arr.shape)} in the file, the model's "
+                                 f"{module!r} expects {tuple(value.shape)}")
+            arr = arr.astype(value.dtype)
+            new[col] = _set(new[col], (module,) + key, place(value, arr) if place is not None else arr)
+            loaded.append(name)
+        for key in given:
+            if key not in target:
+                name = f"{col}/{'/'.join(key)}"
+                if strict:
+                    raise ValueError(f"{source}: {name} is in the file but not in the model's {module!r} "
+                                     f"(another architecture or width?)")
+                ignored.append(name)
+    for col in weights:
+        if col not in collections or (isinstance(collections[col], Mapping) and module not in collections[col]):
+            entries = [f"{col}/{'/'.join(k)}" for k in _flat(weights[col])]
+            if strict and entries:
+                raise ValueError(f"{source}: the file has collection {col!r} for {module!r}, the model has none "
+                                 f"(e.g. frozen batch norm)")
+            ignored.extend(entries)
+    params_out = new.pop("params")
+    return params_out, new, LoadReport(loaded, kept, ignored)
+
+
+def load_into_train_state(ts, config):
+    """The TrainState `ts` with `config.init.weights` grafted into `config.init.module` (params, EMA params and
+    non-param state; the optimizer state is a fresh one's, which does not depend on the values). No-op when
+    the path is empty. Returns (state, LoadReport or None)."""
+    init = config.get("init", None)
+    path = str(init.get("weights", "")) if init is not None else ""
+    if not path:
+        return ts, None
+    weights = read_weights(path)
+
+    def place(old, value):  # every process reads the file: works for arrays sharded over hosts too
+        if isinstance(old, jax.Array):
+            return jax.make_array_from_callback(value.shape, old.sharding, lambda index: value[index])
+        return value
+
+    params, state, report = graft(ts.params, ts.state, weights, module=str(init.get("module", "backbone")),
+                                  strict=bool(init.get("strict", True)), source=path, place=place)
+    replace: dict[str, Any] = {"params": params, "state": state}
+    if ts.ema_params is not None:
+        replace["ema_params"] = params
+    return ts.replace(**replace), report
+
+
+def export_submodule(workdir: str | os.PathLike, dst: str | os.PathLike, *, module: str = "backbone",
+                     step: int | None = None, use_ema: bool | None = None) -> dict:
+    """Writes sub-module `module` of the run in `workdir` (latest or `step` checkpoint) to `dst` (.npz /
+    .msgpack) in the format `config.init.weights` reads. Returns {'step', 'arrays', 'collections'}."""
+    from hmrjax import evaluate
+    from hmrjax.nn.backbones import convert
+    variables, step = evaluate.restore_variables(workdir, step=step, use_ema=use_ema)
+    out = {col: jax.device_get(tree[module]) for col, tree in variables.items()
+           if isinstance(tree, Mapping) and module in tree}
+    if "params" not in out:
+        raise ValueError(f"{workdir}: the run's params have no sub-module {module!r} "
+                         f"(top level: {sorted(variables['params'])})")
+    convert.save_variables(out, dst)
+    return {"step": int(step), "arrays": sum(len(_flat(t)) for t in out.values()), "collections": sorted(out)}
