@@ -25,3 +25,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("boom")
     assert dst.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
+
+
+def test_written_files_get_the_mode_a_plain_open_gives(tmp_path):
+    """mkstemp creates 0600 files; the renamed result must be readable like any file the user writes."""
+    import os
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"x")
+    atomic = fileio.write_bytes(tmp_path / "atomic.bin", b"x")
+    assert (os.stat(atomic).st_mode & 0o777) == (os.stat(plain).st_mode & 0o777)
