@@ -64,6 +64,9 @@ def get_config(arg=None):
         # alive after 600 steps at lr 1e-3), and the predictions stop depending on the image. The paper's
         # lr 1e-5 does not need it; `paper` keeps the published architecture ('none').
         head_norm="none" if paper else "layernorm",
+        # True: every regressor also reads the soft centroids (x, y) of the 22 part-attention maps (an hmrjax
+        # option, not in the paper: pooling the 720-channel map loses where the parts are).
+        part_centroids=False,
     ))
     config.loss = ml_collections.ConfigDict(dict(
         lambda1=0.1,    # depth L1 (person foreground)

@@ -10,6 +10,7 @@ Network (paper):
   part decoder (U-Net, 1 + 22 ch) -> part logits [B, S/4, S/4, 23] (0 = background, 1..22 = smplx22 parts)
   part attention (PARE): softmax over pixels of each of the 22 part maps, pooled concat features -> [B, 22, 720]
   each part feature += [CLIFF bbox features (3), global-average-pooled depth features (48)]
+    (+ the 22 soft part centroids, 44 numbers, with `model.part_centroids`: not in the paper, see configs/dpose.py)
   pose: per joint j, a MultiLinear head (one dense layer per joint) reads the feature of its part p(j) and the
     initial 6D rotation -> hidden (32) -> ReLU -> MultiLinear -> 6D residual (ReFit-style, as the authors' code)
   shape / camera: flattened part features + initial value -> Dense(32) -> ReLU -> Dense(K | 3) residual.
@@ -115,12 +116,14 @@ class DPoSENet(nn.Module):
     frozen_bn: bool = False
     head_norm: str = "none"             # 'layernorm': normalise the part features entering the regressors
     attention_grad: bool = True         # False: the part maps used as attention get no gradient from the pose
+    part_centroids: bool = False        # True: every regressor also reads the 22 soft part centroids (x, y)
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, image, cliff_bbox, train: bool = False):
         """Returns {'rotmat' [B, J, 3, 3], 'pose6d' [B, J, 6], 'betas' [B, K], 'cam' [B, 3] (s, tx, ty),
-        'part_logits' [B, S/4, S/4, 23], and 'depth' [B, S/4, S/4] when use_depth}."""
+        'part_logits' [B, S/4, S/4, 23], 'depth' [B, S/4, S/4] when use_depth, 'part_centroids' [B, 22, 2]
+        (x, y in (-1, 1)) when part_centroids}."""
         b = image.shape[0]
         if self.backbone not in backbones.HRNET_CONFIGS:
             raise ValueError(f"D-PoSE: config.model.backbone={self.backbone!r} must be an HRNet "
@@ -133,8 +136,18 @@ class DPoSENet(nn.Module):
                              self.dtype, name="part_decoder")(branches, train)
         out["part_logits"] = seg
         att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
-        feats = part_soft_attention(concat, att.astype(concat.dtype))              # [B, 22, C]
-        extra = [jnp.asarray(cliff_bbox, feats.dtype)]
+        extra = [jnp.asarray(cliff_bbox, concat.dtype)]
+        if self.part_centroids:
+            # Two coordinate channels pooled by the same attention give each part's soft centroid (the
+            # attention weights sum to 1): the 2D layout of the body, which the pooled features alone lose.
+            grid = jnp.broadcast_to(_coordinate_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
+            feats = part_soft_attention(jnp.concatenate([concat, grid.astype(concat.dtype)], -1),
+                                        att.astype(concat.dtype))                   # [B, 22, C + 2]
+            out["part_centroids"] = feats[..., -2:].astype(jnp.float32)
+            feats = feats[..., :-2]
+            extra.append(out["part_centroids"].reshape(b, -1).astype(concat.dtype))
+        else:
+            feats = part_soft_attention(concat, att.astype(concat.dtype))          # [B, 22, C]
         if self.use_depth:
             depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, dtype=self.dtype,
                                              name="depth_decoder")(branches, train)
@@ -174,6 +187,13 @@ class DPoSENet(nn.Module):
         return out
 
 
+def _coordinate_grid(h: int, w: int) -> jax.Array:
+    """[h, w, 2] pixel-centre coordinates (x, y) in (-1, 1): x = (2 j + 1) / w - 1, y = (2 i + 1) / h - 1."""
+    x = (2.0 * jnp.arange(w) + 1.0) / w - 1.0
+    y = (2.0 * jnp.arange(h) + 1.0) / h - 1.0
+    return jnp.stack(jnp.meshgrid(x, y, indexing="xy"), -1)
+
+
 def _root_init6d(num_joints: int) -> tuple:
     rot = np.tile(np.eye(3, dtype=np.float32), (num_joints, 1, 1))
     rot[0] = np.diag([1.0, -1.0, -1.0])
@@ -198,6 +218,7 @@ class DPoSE(Method):
                               init_pose6d=_root_init6d(self.num_pred), init_cam=tuple(m.init_cam),
                               frozen_bn=bool(m.get("frozen_bn", False)), head_norm=str(m.get("head_norm", "none")),
                               attention_grad=bool(m.get("attention_grad", True)),
+                              part_centroids=bool(m.get("part_centroids", False)),
                               dtype=jnp.dtype(config.get("compute_dtype", "float32")))
 
     # ------------------------------------------------------------------------------------------ helpers

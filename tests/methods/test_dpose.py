@@ -232,3 +232,27 @@ def test_part_prior_init_is_the_log_class_frequency_of_the_training_crops(tiny):
     bias = variables["params"]["part_decoder"]["out_conv"]["bias"]
     np.testing.assert_allclose(np.asarray(bias), np.log(dpose.train_part_frequencies(cfg, method.part_labels)),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_part_centroids_are_the_attention_weighted_pixel_centres():
+    """`model.part_centroids`: the pooled coordinate channels equal a float64 numpy softmax-weighted mean of
+    the pixel centres of each part map, and every regressor reads the 22 x 2 centroids."""
+    cfg = _small_config()
+    cfg.model.update(part_centroids=True, init_from_data=False, part_prior_init=False)
+    method = create(cfg)
+    batch = _batch(cfg)
+    variables = method.init(jax.random.key(3), batch)
+    out = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+    logits = np.asarray(out["part_logits"][..., 1:], np.float64)             # [B, H, W, 22]
+    b, h, w, p = logits.shape
+    flat = logits.reshape(b, h * w, p)
+    weights = np.exp(flat - flat.max(1, keepdims=True))
+    weights /= weights.sum(1, keepdims=True)
+    ys, xs = np.meshgrid((2 * np.arange(h) + 1) / h - 1, (2 * np.arange(w) + 1) / w - 1, indexing="ij")
+    expected = np.einsum("bnp,nc->bpc", weights, np.stack([xs.ravel(), ys.ravel()], -1))
+    assert out["part_centroids"].shape == (b, dpose.NUM_PARTS, 2)
+    np.testing.assert_allclose(np.asarray(out["part_centroids"]), expected, atol=2e-6)
+
+    plain = jax.eval_shape(create(_small_config()).init, jax.random.key(0), batch)
+    grow = variables["params"]["pose_hidden"]["kernel"].shape[1] - plain["params"]["pose_hidden"]["kernel"].shape[1]
+    assert grow == 2 * dpose.NUM_PARTS
