@@ -24,8 +24,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-# COCO-17: (left, right) shoulders and hips
-PAIRS = ((5, 6), (11, 12))
+from hmrjax.body import layouts  # noqa: E402
+
+# COCO-17 indices of the (left, right) shoulders and hips
+PAIRS = tuple((layouts.COCO17.index(f"left_{j}"), layouts.COCO17.index(f"right_{j}")) for j in ("shoulder", "hip"))
 
 
 def lr_order(kp2d):

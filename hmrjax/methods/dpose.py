@@ -136,18 +136,18 @@ class DPoSENet(nn.Module):
                              self.dtype, name="part_decoder")(branches, train)
         out["part_logits"] = seg
         att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
-        extra = [jnp.asarray(cliff_bbox, concat.dtype)]
+        pooled = concat
         if self.part_centroids:
             # Two coordinate channels pooled by the same attention give each part's soft centroid (the
             # attention weights sum to 1): the 2D layout of the body, which the pooled features alone lose.
             grid = jnp.broadcast_to(_coordinate_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
-            feats = part_soft_attention(jnp.concatenate([concat, grid.astype(concat.dtype)], -1),
-                                        att.astype(concat.dtype))                   # [B, 22, C + 2]
+            pooled = jnp.concatenate([concat, grid.astype(concat.dtype)], -1)
+        feats = part_soft_attention(pooled, att.astype(concat.dtype))                 # [B, 22, C (+ 2)]
+        extra = [jnp.asarray(cliff_bbox, feats.dtype)]
+        if self.part_centroids:
             out["part_centroids"] = feats[..., -2:].astype(jnp.float32)
             feats = feats[..., :-2]
             extra.append(out["part_centroids"].reshape(b, -1).astype(concat.dtype))
-        else:
-            feats = part_soft_attention(concat, att.astype(concat.dtype))          # [B, 22, C]
         if self.use_depth:
             depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, dtype=self.dtype,
                                              name="depth_decoder")(branches, train)

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import jax
 import numpy as np
+from flax.traverse_util import flatten_dict, unflatten_dict
 
 __all__ = ["LoadReport", "graft", "load_into_train_state", "export_submodule", "read_weights"]
 
@@ -37,26 +38,6 @@ class LoadReport:
     def summary(self) -> str:
         return (f"{len(self.loaded)} arrays loaded, {len(self.kept_fresh)} kept from the fresh init, "
                 f"{len(self.ignored)} in the file unused")
-
-
-def _flat(tree: Mapping, prefix=()) -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, prefix + (str(k),)))
-        else:
-            out[prefix + (str(k),)] = v
-    return out
-
-
-def _set(tree: Mapping, path: tuple, value) -> dict:
-    """A copy of nested dict `tree` with `path` set to `value` (the input is not modified)."""
-    tree = dict(tree)
-    if len(path) == 1:
-        tree[path[0]] = value
-    else:
-        tree[path[0]] = _set(tree[path[0]], path[1:], value)
-    return tree
 
 
 def read_weights(path: str | os.PathLike) -> dict:
@@ -92,8 +73,9 @@ def graft(params: Mapping, state: Mapping, weights: Mapping, *, module: str = "b
     for col, tree in collections.items():
         if not isinstance(tree, Mapping) or module not in tree:
             continue
-        target = _flat(tree[module])
-        given = _flat(weights.get(col, {}))
+        target = flatten_dict(tree[module])
+        given = flatten_dict(weights.get(col, {}))
+        merged = {}
         for key, value in target.items():
             name = f"{col}/{'/'.join(key)}"
             if key not in given:
@@ -101,24 +83,25 @@ def graft(params: Mapping, state: Mapping, weights: Mapping, *, module: str = "b
                     raise ValueError(f"{source}: {name} of sub-module {module!r} is missing from the file "
                                      f"(config.init.strict=False keeps the fresh value)")
                 kept.append(name)
+                merged[key] = value
                 continue
             arr = np.asarray(given[key])
             if tuple(arr.shape) != tuple(value.shape):
                 raise ValueError(f"{source}: {name} has shape {tuple(arr.shape)} in the file, the model's "
                                  f"{module!r} expects {tuple(value.shape)}")
             arr = arr.astype(value.dtype)
-            new[col] = _set(new[col], (module,) + key, place(value, arr) if place is not None else arr)
+            merged[key] = place(value, arr) if place is not None else arr
             loaded.append(name)
-        for key in given:
-            if key not in target:
-                name = f"{col}/{'/'.join(key)}"
-                if strict:
-                    raise ValueError(f"{source}: {name} is in the file but not in the model's {module!r} "
-                                     f"(another architecture or width?)")
-                ignored.append(name)
+        for key in given.keys() - target.keys():
+            name = f"{col}/{'/'.join(key)}"
+            if strict:
+                raise ValueError(f"{source}: {name} is in the file but not in the model's {module!r} "
+                                 f"(another architecture or width?)")
+            ignored.append(name)
+        new[col] = {**tree, module: unflatten_dict(merged)}
     for col in weights:
         if col not in collections or (isinstance(collections[col], Mapping) and module not in collections[col]):
-            entries = [f"{col}/{'/'.join(k)}" for k in _flat(weights[col])]
+            entries = [f"{col}/{'/'.join(k)}" for k in flatten_dict(weights[col])]
             if strict and entries:
                 raise ValueError(f"{source}: the file has collection {col!r} for {module!r}, the model has none "
                                  f"(e.g. frozen batch norm)")
@@ -163,4 +146,4 @@ def export_submodule(workdir: str | os.PathLike, dst: str | os.PathLike, *, modu
         raise ValueError(f"{workdir}: the run's params have no sub-module {module!r} "
                          f"(top level: {sorted(variables['params'])})")
     convert.save_variables(out, dst)
-    return {"step": int(step), "arrays": sum(len(_flat(t)) for t in out.values()), "collections": sorted(out)}
+    return {"step": int(step), "arrays": sum(len(flatten_dict(t)) for t in out.values()), "collections": sorted(out)}

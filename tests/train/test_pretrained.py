@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax.traverse_util import flatten_dict
 
 from hmrjax import cli, evaluate, methods
 from hmrjax.nn.backbones import convert
@@ -27,8 +28,8 @@ def _config(steps, every=2, seed=0):
     return config
 
 
-def _flat(tree, prefix=()):
-    return pretrained._flat(tree, prefix)
+def _flat(tree):
+    return flatten_dict(tree)
 
 
 def _assert_trees_equal(a, b):
