@@ -50,6 +50,7 @@ def get_config(arg=None):
         num_betas=10,                            # paper (SMPL-X): 11
         use_depth=bool(arg.depth),               # False: Table 3 ablation
         decoder_blocks=4,                        # residual blocks per U-Net stage
+        decoder_width=0,                         # minimum decoder stage width (0: the branch widths, paper)
         hidden_dim=32,                           # regressor hidden width (authors' code)
         init_cam=(0.9, 0.0, 0.0),                # initial (s, tx, ty)
         frozen_bn=False,

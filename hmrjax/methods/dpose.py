@@ -108,6 +108,7 @@ class DPoSENet(nn.Module):
     num_betas: int = 10
     use_depth: bool = True
     decoder_blocks: int = 4
+    decoder_width: int = 0              # minimum width of the decoder stages (0: the branch widths, as the paper)
     hidden_dim: int = 32
     init_pose6d: Sequence[float] = ()   # [J * 6]; empty: identity rotations
     init_betas: Sequence[float] = ()    # [K]; empty: zeros
@@ -133,7 +134,7 @@ class DPoSENet(nn.Module):
         branches, concat = enc["branches"], enc["concat"]
         out = {}
         seg, _ = UNetDecoder(NUM_PARTS + 1, self.decoder_blocks, self.frozen_bn, tuple(self.part_prior),
-                             self.dtype, name="part_decoder")(branches, train)
+                             self.dtype, self.decoder_width, name="part_decoder")(branches, train)
         out["part_logits"] = seg
         att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
         pooled = concat
@@ -150,7 +151,7 @@ class DPoSENet(nn.Module):
             extra.append(out["part_centroids"].reshape(b, -1).astype(concat.dtype))
         if self.use_depth:
             depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, dtype=self.dtype,
-                                             name="depth_decoder")(branches, train)
+                                             min_width=self.decoder_width, name="depth_decoder")(branches, train)
             out["depth"] = depth[..., 0]
             extra.append(jnp.mean(depth_feats, axis=(1, 2)))
         extra = jnp.concatenate(extra, axis=-1)
@@ -214,7 +215,8 @@ class DPoSE(Method):
         self.use_depth = bool(m.use_depth)
         self.model = DPoSENet(backbone=m.backbone, joint_to_part=tuple(int(i) for i in self.joint_to_part),
                               num_betas=int(m.num_betas), use_depth=self.use_depth,
-                              decoder_blocks=int(m.decoder_blocks), hidden_dim=int(m.hidden_dim),
+                              decoder_blocks=int(m.decoder_blocks),
+                              decoder_width=int(m.get("decoder_width", 0)), hidden_dim=int(m.hidden_dim),
                               init_pose6d=_root_init6d(self.num_pred), init_cam=tuple(m.init_cam),
                               frozen_bn=bool(m.get("frozen_bn", False)), head_norm=str(m.get("head_norm", "none")),
                               attention_grad=bool(m.get("attention_grad", True)),

@@ -27,11 +27,14 @@ class UNetDecoder(nn.Module):
       frozen_bn: always use BatchNorm running statistics.
       out_bias: initial bias of the final 1x1 conv, one value per output channel (empty: zeros); e.g. the
         log class frequencies for a segmentation head, so training starts at the class prior.
+      min_width: each stage (and the final 3x3 conv) is at least this wide (0: the skip's width, as the
+        paper). A narrow backbone (hrnet_tiny: 8 channels at 1/4) otherwise leaves a 23-class segmentation
+        head 8 channels to work with.
       dtype: compute dtype (parameters float32).
 
     Call: branches (tuple of [B, H/2^k, W/2^k, C_k], highest resolution first, e.g. HRNet's
     'branches'), train -> (output [B, H, W, out_channels] at the first branch's resolution,
-    features [B, H, W, C_0] (the map before the final 1x1 conv; D-PoSE pools it as depth features)).
+    features [B, H, W, max(C_0, min_width)] (the map before the final 1x1 conv; D-PoSE pools it as depth features)).
     """
 
     out_channels: int
@@ -39,6 +42,7 @@ class UNetDecoder(nn.Module):
     frozen_bn: bool = False
     out_bias: Sequence[float] = ()
     dtype: Any = jnp.float32
+    min_width: int = 0
 
     @nn.compact
     def __call__(self, branches: Sequence[jax.Array], train: bool = False):
@@ -47,14 +51,14 @@ class UNetDecoder(nn.Module):
         bn = lambda name: batch_norm(train, self.frozen_bn, name=name, dtype=self.dtype)
         x = branches[-1].astype(self.dtype)
         for s, skip in enumerate(reversed(branches[:-1])):
-            width = skip.shape[-1]
+            width = max(skip.shape[-1], self.min_width)
             x = resize(x, skip.shape[1:3], "bilinear", align_corners=False)
             x = nn.relu(bn(f"up{s}_bn")(conv(width, 1, name=f"up{s}_conv", dtype=self.dtype)(x)))
             x = jnp.concatenate([x, skip.astype(self.dtype)], axis=-1)
             for k in range(self.num_blocks):
                 x = BasicBlock(width, 1, k == 0, self.frozen_bn, dtype=self.dtype, name=f"stage{s}_block{k}")(
                     x, train)
-        width = branches[0].shape[-1]
+        width = max(branches[0].shape[-1], self.min_width)
         feats = nn.relu(bn("final_bn")(conv(width, 3, name="final_conv", dtype=self.dtype)(x)))
         bias_init = nn.initializers.zeros
         if len(self.out_bias):

@@ -143,6 +143,19 @@ def test_depth_false_removes_depth_branch():
     assert "depth_l1" not in out[1][0] and "part_seg_ce" in out[1][0]
 
 
+def test_decoder_width_widens_both_decoders_and_the_depth_features():
+    cfg = _small_config()
+    cfg.model.decoder_width = 24
+    batch = _batch(cfg)
+    wide = jax.eval_shape(create(cfg).init, jax.random.key(0), batch)["params"]
+    base = jax.eval_shape(create(_small_config()).init, jax.random.key(0), batch)["params"]
+    for dec in ("part_decoder", "depth_decoder"):
+        assert wide[dec]["final_conv"]["kernel"].shape[-1] == 24
+        assert base[dec]["final_conv"]["kernel"].shape[-1] == 8     # hrnet_tiny's 1/4 branch
+    # the pooled depth features entering every regressor grow from 8 to 24 channels
+    assert wide["pose_hidden"]["kernel"].shape[1] - base["pose_hidden"]["kernel"].shape[1] == 16
+
+
 def _paper_setup(batch_size):
     cfg = dpose_config.get_config("paper")
     cfg.model.init_from_data = False   # synthetic_humans/small need not be built for these checks

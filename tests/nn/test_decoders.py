@@ -27,6 +27,18 @@ def test_unet_decoder_shapes(out_channels=23, blocks=2):
     assert bool(jnp.all(jnp.isfinite(out2)))
 
 
+def test_unet_decoder_min_width():
+    """min_width widens the narrow stages only: 8 / 16 -> 24, 32 stays 32; the final features follow."""
+    br = _branches()
+    dec = UNetDecoder(23, num_blocks=1, min_width=24)
+    v = jax.jit(lambda x: dec.init(jax.random.key(0), x))(br)
+    out, feats = jax.jit(dec.apply)(v, br)
+    assert out.shape == (2, 16, 16, 23) and feats.shape == (2, 16, 16, 24)
+    k = lambda name: v["params"][name]["kernel"].shape
+    assert k("up0_conv")[-1] == 32 and k("up1_conv")[-1] == 24 and k("up2_conv")[-1] == 24
+    assert k("final_conv") == (3, 3, 24, 24) and k("out_conv") == (1, 1, 24, 23)
+
+
 def test_unet_decoder_needs_two_branches():
     with pytest.raises(ValueError, match=">= 2 branches"):
         UNetDecoder(1).init(jax.random.key(0), _branches()[:1])
