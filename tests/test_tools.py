@@ -7,6 +7,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 
 import facing_from_detector  # noqa: E402
+import pose_family_oracle  # noqa: E402
 import spread_by_joint  # noqa: E402
 
 RNG = np.random.default_rng(11)
@@ -74,3 +75,52 @@ def test_facing_agreement_on_projected_bodies():
     np.testing.assert_allclose(out["all"]["detector_order_matches_gt"], 1.0 - swap.mean())
     facing = np.cos(yaw) > 0                                    # yaw 0: facing the camera
     assert np.all((facing_from_detector.lr_order(kp2d) > 0) == facing)
+
+
+def _pa_numpy(p, g):
+    """Float64 similarity Procrustes (Umeyama) of one [J, 3] pair -> mean joint error of the aligned p."""
+    mp, mg = p.mean(0), g.mean(0)
+    a, b = p - mp, g - mg
+    u, s, vt = np.linalg.svd(a.T @ b)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    r = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / (a ** 2).sum()
+    return np.linalg.norm(scale * a @ r + mg - g, axis=1).mean()
+
+
+def test_pose_family_oracle():
+    """Two families, each one repeated pose: the family means are those poses (oracle error ~0), the global
+    chordal mean is neither; its errors equal a float64 numpy Procrustes of the same joints."""
+    from scipy.spatial.transform import Rotation
+    j = 6
+    parents = np.array([-1, 0, 1, 2, 0, 4])
+    offsets = RNG.normal(0, 0.2, (j, 3))
+
+    def forward(rot, betas):                      # a small kinematic chain; betas scale the bones
+        out, glob = np.zeros((j, 3)), [None] * j
+        for k in range(j):
+            if parents[k] < 0:
+                glob[k] = rot[k]
+                continue
+            glob[k] = glob[parents[k]] @ rot[k]
+            out[k] = out[parents[k]] + glob[parents[k]] @ offsets[k] * (1 + betas[0])
+        return out
+
+    pose_a = Rotation.from_rotvec(RNG.normal(0, 0.8, (j, 3))).as_matrix()
+    pose_b = Rotation.from_rotvec(RNG.normal(0, 0.8, (j, 3))).as_matrix()
+    rot = np.stack([pose_a] * 5 + [pose_b] * 5)
+    fam = np.array([0] * 5 + [1] * 5)
+    means = pose_family_oracle.family_means(rot, fam)
+    np.testing.assert_allclose(means[0], pose_a, atol=1e-6)
+    np.testing.assert_allclose(means[1], pose_b, atol=1e-6)
+    from hmrjax.evaluate import chordal_mean_rotation
+    glob = chordal_mean_rotation(rot)
+    betas = RNG.uniform(-0.2, 0.2, (10, 1))
+    g, f = pose_family_oracle.oracle_errors(forward, rot, betas, fam, means, glob)
+    assert g.shape == f.shape == (10,)
+    assert np.all(f < 1e-3) and np.all(g > 10.0)          # mm
+    want = [1000 * _pa_numpy(forward(glob, b), forward(r, b)) for r, b in zip(rot, betas)]
+    np.testing.assert_allclose(g, want, rtol=1e-3, atol=1e-2)
+    # a family without a mean gives NaN, not an error
+    _, f2 = pose_family_oracle.oracle_errors(forward, rot, betas, fam, {0: means[0]}, glob)
+    assert np.all(np.isnan(f2[5:])) and np.all(f2[:5] < 1e-3)
