@@ -82,6 +82,9 @@ def get_config(arg=None):
         ssim_window=11,
         ssim_sigma=1.5,
         pose_include_root=True,
+        # hmrjax option, not in the paper (0 = off): weight of the MSE between the soft part centroids
+        # (model.part_centroids) and the centroids of the labelled parts (losses.part_centroid_mse).
+        part_centroid=0.0,
     ))
 
     config.data = pipeline.default_config()

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["masked_mean", "gaussian_window", "ssim_map", "relative_depth_target", "depth_l1_loss",
            "depth_ssim_loss", "part_seg_cross_entropy", "rotation_matrix_mse", "betas_mse", "joints3d_mse",
-           "vertices_l1", "keypoints2d_full_frame_mse"]
+           "vertices_l1", "keypoints2d_full_frame_mse", "part_centroid_targets", "part_centroid_mse"]
 
 
 def _check(x, name: str, ndim: int | None = None, last: tuple = ()):
@@ -210,6 +210,37 @@ def keypoints2d_full_frame_mse(pred_px, target_px, visibility, image_size, bbox_
     err = jnp.square(2.0 * p / size - 2.0 * t / size) * (size / b)
     return masked_mean(v[..., None] * err, weight)
 
+
+
+def part_centroid_targets(labels, num_classes: int):
+    """Centroids of the labelled parts of a dense label map, in the coordinates of `dpose`'s soft centroids.
+
+    Pixel (i, j) of an H x W map has centre x = (2 j + 1) / W - 1, y = (2 i + 1) / H - 1 (in (-1, 1)); the
+    centroid of class c is the mean centre of its pixels, c_p = sum_{l(i,j) = p} (x, y) / n_p.
+    Args: labels [B, H, W] ints in [0, num_classes) (0 = background).
+    Returns (centroids [B, num_classes - 1, 2] (x, y) for classes 1.., zero where absent; present [B, C - 1]
+    float, 1 where the class has a pixel).
+    """
+    labels = _check(labels, "labels", 3)
+    h, w = labels.shape[1:]
+    x = (2.0 * jnp.arange(w) + 1.0) / w - 1.0
+    y = (2.0 * jnp.arange(h) + 1.0) / h - 1.0
+    onehot = (labels[..., None] == jnp.arange(1, num_classes)).astype(jnp.float32)     # [B, H, W, P]
+    n = onehot.sum((1, 2))
+    cx = jnp.einsum("bhwp,w->bp", onehot, x)
+    cy = jnp.einsum("bhwp,h->bp", onehot, y)
+    cent = jnp.stack([cx, cy], -1) / jnp.maximum(n, 1.0)[..., None]
+    return cent, (n > 0).astype(jnp.float32)
+
+
+def part_centroid_mse(pred, target, present, weight=None):
+    """Part-centroid MSE: per image, sum_p m_p ||c_pred,p - c_gt,p||^2 / max(sum_p m_p, 1), then the
+    `weight`ed mean over images. Args: pred, target [B, P, 2]; present m [B, P]; weight [B]."""
+    p = _check(pred, "pred", 3, (2,)).astype(jnp.float32)
+    t = _check(target, "target", 3, (2,)).astype(jnp.float32)
+    m = _check(present, "present", 2).astype(jnp.float32)
+    per_image = jnp.sum(m * jnp.sum(jnp.square(p - t), -1), -1) / jnp.maximum(jnp.sum(m, -1), 1.0)
+    return masked_mean(per_image, weight)
 
 # --- Probabilistic HMR (Wehrbein et al.) ---
 # Terms of "Utilizing Uncertainty in 2D Pose Detectors for Probabilistic 3D Human Mesh Recovery"

@@ -127,6 +127,30 @@ def test_keypoints2d_full_frame_mse():
     assert got == pytest.approx(ref, rel=1e-5)
 
 
+def test_part_centroid_targets_and_mse():
+    """Centroids against a float64 loop over pixels (pixel centres (2 j + 1) / W - 1); absent classes flagged;
+    the MSE against a direct per-image sum over present parts."""
+    b, h, w, c = 3, 6, 8, 5
+    labels = RNG.integers(0, c, (b, h, w))
+    labels[0][labels[0] == 3] = 0                      # class 3 absent in image 0
+    cent, present = losses.part_centroid_targets(jnp.asarray(labels), c)
+    assert cent.shape == (b, c - 1, 2) and present.shape == (b, c - 1)
+    for i in range(b):
+        for p in range(1, c):
+            ys, xs = np.nonzero(labels[i] == p)
+            assert present[i, p - 1] == (len(xs) > 0)
+            if len(xs):
+                want = [np.mean((2 * xs + 1) / w - 1), np.mean((2 * ys + 1) / h - 1)]
+                np.testing.assert_allclose(cent[i, p - 1], want, rtol=1e-6, atol=1e-6)
+    assert present[0, 2] == 0 and np.all(np.asarray(cent[0, 2]) == 0)
+    pred = RNG.uniform(-1, 1, (b, c - 1, 2))
+    wt = np.array([1.0, 0.0, 2.0])
+    got = losses.part_centroid_mse(jnp.asarray(pred), cent, present, jnp.asarray(wt))
+    m = np.asarray(present, np.float64)
+    per = (m * ((pred - np.asarray(cent, np.float64)) ** 2).sum(-1)).sum(-1) / np.maximum(m.sum(-1), 1)
+    np.testing.assert_allclose(got, _weighted(per, wt), rtol=1e-5)
+
+
 def test_masked_mean_all_zero_weight_is_zero_with_finite_grad():
     x = jnp.ones((2, 3))
     f = lambda x: losses.joints3d_mse(x[..., None].repeat(3, -1), jnp.zeros((2, 3, 3)), jnp.zeros(2))

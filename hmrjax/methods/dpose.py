@@ -311,9 +311,16 @@ class DPoSE(Method):
         terms["keypoints2d_mse"] = losses.keypoints2d_full_frame_mse(kp2d, kp[..., :2], kp[..., 2],
                                                                      batch["image_size"], batch["bbox_scale"],
                                                                      has("keypoints2d"))
+        cw = float(lw.get("part_centroid", 0.0))
+        if cw:  # hmrjax option (not in the paper): the soft part centroids pulled to the labelled ones
+            if "part_centroids" not in out:
+                raise ValueError("D-PoSE: config.loss.part_centroid > 0 needs config.model.part_centroids=True")
+            target, present = losses.part_centroid_targets(labels, NUM_PARTS + 1)
+            terms["part_centroid_mse"] = losses.part_centroid_mse(out["part_centroids"], target, present,
+                                                                  has("part_seg"))
         weights = {"depth_l1": lw.lambda1, "depth_ssim": lw.lambda2, "part_seg_ce": lw.lambda3,
                    "pose_mse": lw.lambda4, "betas_mse": lw.lambda5, "joints3d_mse": lw.lambda6,
-                   "vertices_l1": lw.lambda7, "keypoints2d_mse": lw.lambda8}
+                   "vertices_l1": lw.lambda7, "keypoints2d_mse": lw.lambda8, "part_centroid_mse": cw}
         total = sum(float(weights[k]) * v for k, v in terms.items())
         metrics = dict(terms)
         metrics["loss"] = total

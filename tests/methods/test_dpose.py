@@ -249,7 +249,8 @@ def test_part_prior_init_is_the_log_class_frequency_of_the_training_crops(tiny):
 
 def test_part_centroids_are_the_attention_weighted_pixel_centres():
     """`model.part_centroids`: the pooled coordinate channels equal a float64 numpy softmax-weighted mean of
-    the pixel centres of each part map, and every regressor reads the 22 x 2 centroids."""
+    the pixel centres of each part map, and every regressor reads the 22 x 2 centroids; `loss.part_centroid`
+    adds their MSE against the labelled parts' centroids."""
     cfg = _small_config()
     cfg.model.update(part_centroids=True, init_from_data=False, part_prior_init=False)
     method = create(cfg)
@@ -269,3 +270,29 @@ def test_part_centroids_are_the_attention_weighted_pixel_centres():
     plain = jax.eval_shape(create(_small_config()).init, jax.random.key(0), batch)
     grow = variables["params"]["pose_hidden"]["kernel"].shape[1] - plain["params"]["pose_hidden"]["kernel"].shape[1]
     assert grow == 2 * dpose.NUM_PARTS
+
+    # loss.part_centroid: the term is the centroid MSE of these centroids against the labelled parts (mapped
+    # to D-PoSE's classes), with every other term off it still trains the part decoder; it needs the centroids
+    cfg.loss.part_centroid = 5.0
+    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
+        cfg.loss[k] = 0.0
+    method = create(cfg)
+    params, state = split_variables(variables)
+    (total, (metrics, _)), g = jax.value_and_grad(method.loss, has_aux=True)(params, state, batch,
+                                                                             jax.random.key(1))
+    labels = np.asarray(method.part_labels)[batch["part_seg"]]
+    from hmrjax import losses
+    target, present = losses.part_centroid_targets(jnp.asarray(labels), dpose.NUM_PARTS + 1)
+    pred = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=True,
+                              mutable=["batch_stats"])[0]["part_centroids"]
+    want = losses.part_centroid_mse(pred, target, present)
+    np.testing.assert_allclose(float(metrics["part_centroid_mse"]), float(want), rtol=1e-5)
+    np.testing.assert_allclose(float(total), 5.0 * float(want), rtol=1e-5)
+    assert float(optax.global_norm(g["part_decoder"])) > 0
+    off = _small_config()
+    off.model.update(init_from_data=False, part_prior_init=False)
+    off.loss.part_centroid = 1.0
+    m_off = create(off)
+    p_off, s_off = split_variables(jax.eval_shape(m_off.init, jax.random.key(0), batch))
+    with pytest.raises(ValueError, match="part_centroids=True"):
+        jax.eval_shape(m_off.loss, p_off, s_off, batch, jax.random.key(1))
