@@ -17,7 +17,8 @@ import numpy as np
 
 __all__ = ["masked_mean", "gaussian_window", "ssim_map", "relative_depth_target", "depth_l1_loss",
            "depth_ssim_loss", "part_seg_cross_entropy", "rotation_matrix_mse", "betas_mse", "joints3d_mse",
-           "vertices_l1", "keypoints2d_full_frame_mse", "part_centroid_targets", "part_centroid_mse"]
+           "vertices_l1", "keypoints2d_full_frame_mse", "pixel_centre_grid", "part_centroid_targets",
+           "part_centroid_mse"]
 
 
 def _check(x, name: str, ndim: int | None = None, last: tuple = ()):
@@ -212,6 +213,13 @@ def keypoints2d_full_frame_mse(pred_px, target_px, visibility, image_size, bbox_
 
 
 
+def pixel_centre_grid(h: int, w: int):
+    """[h, w, 2] pixel-centre coordinates (x, y) in (-1, 1): x = (2 j + 1) / w - 1, y = (2 i + 1) / h - 1."""
+    x = (2.0 * jnp.arange(w) + 1.0) / w - 1.0
+    y = (2.0 * jnp.arange(h) + 1.0) / h - 1.0
+    return jnp.stack(jnp.meshgrid(x, y, indexing="xy"), -1)
+
+
 def part_centroid_targets(labels, num_classes: int):
     """Centroids of the labelled parts of a dense label map, in the coordinates of `dpose`'s soft centroids.
 
@@ -222,14 +230,10 @@ def part_centroid_targets(labels, num_classes: int):
     float, 1 where the class has a pixel).
     """
     labels = _check(labels, "labels", 3)
-    h, w = labels.shape[1:]
-    x = (2.0 * jnp.arange(w) + 1.0) / w - 1.0
-    y = (2.0 * jnp.arange(h) + 1.0) / h - 1.0
+    grid = pixel_centre_grid(*labels.shape[1:])                                        # [H, W, 2]
     onehot = (labels[..., None] == jnp.arange(1, num_classes)).astype(jnp.float32)     # [B, H, W, P]
     n = onehot.sum((1, 2))
-    cx = jnp.einsum("bhwp,w->bp", onehot, x)
-    cy = jnp.einsum("bhwp,h->bp", onehot, y)
-    cent = jnp.stack([cx, cy], -1) / jnp.maximum(n, 1.0)[..., None]
+    cent = jnp.einsum("bhwp,hwc->bpc", onehot, grid) / jnp.maximum(n, 1.0)[..., None]
     return cent, (n > 0).astype(jnp.float32)
 
 

@@ -141,7 +141,7 @@ class DPoSENet(nn.Module):
         if self.part_centroids:
             # Two coordinate channels pooled by the same attention give each part's soft centroid (the
             # attention weights sum to 1): the 2D layout of the body, which the pooled features alone lose.
-            grid = jnp.broadcast_to(_coordinate_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
+            grid = jnp.broadcast_to(losses.pixel_centre_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
             pooled = jnp.concatenate([concat, grid.astype(concat.dtype)], -1)
         feats = part_soft_attention(pooled, att.astype(concat.dtype))                 # [B, 22, C (+ 2)]
         extra = [jnp.asarray(cliff_bbox, feats.dtype)]
@@ -186,13 +186,6 @@ class DPoSENet(nn.Module):
 
         out.update(pose6d=pose6d, rotmat=rotations.rot6d_to_matrix(pose6d), betas=betas, cam=cam)
         return out
-
-
-def _coordinate_grid(h: int, w: int) -> jax.Array:
-    """[h, w, 2] pixel-centre coordinates (x, y) in (-1, 1): x = (2 j + 1) / w - 1, y = (2 i + 1) / h - 1."""
-    x = (2.0 * jnp.arange(w) + 1.0) / w - 1.0
-    y = (2.0 * jnp.arange(h) + 1.0) / h - 1.0
-    return jnp.stack(jnp.meshgrid(x, y, indexing="xy"), -1)
 
 
 def _root_init6d(num_joints: int) -> tuple:
