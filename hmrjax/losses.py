@@ -212,7 +212,6 @@ def keypoints2d_full_frame_mse(pred_px, target_px, visibility, image_size, bbox_
     return masked_mean(v[..., None] * err, weight)
 
 
-
 def pixel_centre_grid(h: int, w: int):
     """[h, w, 2] pixel-centre coordinates (x, y) in (-1, 1): x = (2 j + 1) / w - 1, y = (2 i + 1) / h - 1."""
     x = (2.0 * jnp.arange(w) + 1.0) / w - 1.0
@@ -245,6 +244,7 @@ def part_centroid_mse(pred, target, present, weight=None):
     m = _check(present, "present", 2).astype(jnp.float32)
     per_image = jnp.sum(m * jnp.sum(jnp.square(p - t), -1), -1) / jnp.maximum(jnp.sum(m, -1), 1.0)
     return masked_mean(per_image, weight)
+
 
 # --- Probabilistic HMR (Wehrbein et al.) ---
 # Terms of "Utilizing Uncertainty in 2D Pose Detectors for Probabilistic 3D Human Mesh Recovery"

@@ -23,15 +23,17 @@ import numpy as np  # noqa: E402
 def keypoint_inputs(keypoints2d, bbox_center, bbox_scale):
     """[N, 17, 3] full-frame (u, v, visibility), centres [N, 2], sides [N] -> [N, 51] MLP inputs."""
     kp = np.asarray(keypoints2d, np.float64)
-    xy = (kp[..., :2] - np.asarray(bbox_center, np.float64)[:, None]) / np.asarray(bbox_scale, np.float64)[:, None, None]
+    side = np.asarray(bbox_scale, np.float64)[:, None, None]
+    xy = (kp[..., :2] - np.asarray(bbox_center, np.float64)[:, None]) / side
     return np.concatenate([xy.reshape(len(kp), -1), kp[..., 2]], -1).astype(np.float32)
 
 
-def _load(name, split, data_dir, n):
+def _load(name, split, data_dir):
+    """Every record of a split -> (inputs [N, 51], rotations [N, 24, 3, 3], betas [N, K]), float32."""
     import data_pipelines
     from scipy.spatial.transform import Rotation
     src = data_pipelines.open_source(name, split, data_dir)
-    recs = [src[i] for i in range(min(int(n), len(src)))]
+    recs = [src[i] for i in range(len(src))]
     x = keypoint_inputs(np.stack([r["keypoints2d"] for r in recs]), np.stack([r["bbox_center"] for r in recs]),
                         np.asarray([float(r["bbox_scale"]) for r in recs]))
     rot = np.stack([Rotation.from_rotvec(np.asarray(r["pose"], np.float64)).as_matrix() for r in recs])
@@ -59,8 +61,8 @@ def main(argv=None):
     from hmrjax.geometry import rotations
 
     t0 = time.time()
-    xtr, rtr, btr = _load(args.data, "train", args.data_dir, 10**9)
-    xte, rte, bte = _load(args.data, "test", args.data_dir, 10**9)
+    xtr, rtr, btr = _load(args.data, "train", args.data_dir)
+    xte, rte, bte = _load(args.data, "test", args.data_dir)
     rng = np.random.default_rng(args.seed)
     sigma = args.noise_px / 128.0
     if sigma:

@@ -32,8 +32,8 @@ def family_means(rotmats, families):
 
 def oracle_errors(forward, rotmats, betas, families, means, global_mean):
     """Per-example PA-MPJPE (mm, `hmrjax.metrics.pa_mpjpe`) of the global mean pose and of the example's
-    family mean. forward(rotmats [J, 3, 3], betas [K]) -> joints [J, 3] in metres. Returns (mean_err [N], family_err [N]);
-    family_err is NaN for an example whose family has no mean."""
+    family mean. forward(rotmats [J, 3, 3], betas [K]) -> joints [J, 3] in metres.
+    Returns (mean_err [N], family_err [N]); family_err is NaN for an example whose family has no mean."""
     from hmrjax import metrics
     gt, g, fam = [], [], []
     for r, b, f in zip(rotmats, betas, np.asarray(families)):
