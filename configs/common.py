@@ -21,6 +21,7 @@ Fields of `base_config()` (the trainer reads these; a method adds `model`, `loss
   init.weights, .module, .strict        start sub-module `module` (default 'backbone', the encoder) from a
                                        variables file (`hmrjax weights convert` / `hmrjax weights export`)
                                        on a fresh start; see hmrjax/train/pretrained.py
+  init.more                            'module=path,...': more files grafted into other sub-modules
   checkpoint.every_steps, .keep, .async
   log_every, eval_every                steps (eval_every 0: only at the end)
   eval_max_examples                    examples of config.data.eval_split per periodic evaluation (0: all)
@@ -98,7 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"
     c.nonfinite = "stop"
 
-    c.init = ml_collections.ConfigDict({"weights": "", "module": "backbone", "strict": True})
+    c.init = ml_collections.ConfigDict({"weights": "", "module": "backbone", "strict": True, "more": ""})
     c.checkpoint = ml_collections.ConfigDict({"every_steps": 1000, "keep": 3, "async": True})
     c.log_every = 50
     c.eval_every = 0

@@ -68,6 +68,20 @@ def get_config(arg=None):
         # True: every regressor also reads the soft centroids (x, y) of the 22 part-attention maps (an hmrjax
         # option, not in the paper: pooling the 720-channel map loses where the parts are).
         part_centroids=False,
+        # > 0 (an hmrjax option, not in the paper): a 2D keypoint branch (3x3 conv of keypoint_head_width, 1x1
+        # conv to 17 maps, soft-argmax) on the concat map, and a lifting MLP of this width (Dense, two residual
+        # LayerNorm-Dense blocks) reading the keypoints detached; its embedding joins every part feature. Trained
+        # by loss.keypoints_crop. Measured motive: a lifting MLP from 17 ground-truth keypoints reaches PA-MPJPE
+        # 68.5 mm in 500 steps (75.7 mm with 8 px of noise; tools/lift_probe.py), while the part features alone
+        # stayed above 128 mm in 30 CPU-minutes.
+        keypoint_lifter=0,
+        keypoint_head_width=64,
+        # True: the branch's maps are Gaussian heatmaps trained by the 2D detector's MSE (needs data.heatmaps=True,
+        # data.heatmap_size = image_size / 4), decoded by argmax; the lifter also reads their maxima. Its weights
+        # can start from a trained detector2d HRNet head of the same width (`hmrjax weights export --module
+        # head_conv_0,head_bn_0,final_layer`, then --config.init.more=keypoint_branch=FILE). False: soft-argmax
+        # of logit maps trained by an L1 on the coordinates.
+        keypoint_heatmaps=False,
     ))
     config.loss = ml_collections.ConfigDict(dict(
         lambda1=0.1,    # depth L1 (person foreground)
@@ -85,6 +99,13 @@ def get_config(arg=None):
         # hmrjax option, not in the paper (0 = off): weight of the MSE between the soft part centroids
         # (model.part_centroids) and the centroids of the labelled parts (losses.part_centroid_mse).
         part_centroid=0.0,
+        # hmrjax option, not in the paper (0 = off): weight of the keypoint branch's loss (model.keypoint_lifter
+        # > 0) against the data's keypoints2d: the L1 of the soft-argmax (losses.keypoints2d_l1, crop-normalised)
+        # or, with model.keypoint_heatmaps, the detector's heatmap MSE (detector2d.heatmap_mse_loss). visible_only=False
+        # trains every keypoint (mmpose use_target_weight=False), right for synthetic data whose occluded
+        # keypoints have true positions; real datasets leave unlabelled keypoints at visibility 0: keep True.
+        keypoints_crop=0.0,
+        keypoints_crop_visible_only=True,
     ))
 
     config.data = pipeline.default_config()

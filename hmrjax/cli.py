@@ -84,7 +84,9 @@ def _cmd_weights_export(args):
 
     info = pretrained.export_submodule(args.workdir, args.dst, module=args.module, step=args.step)
     print(json.dumps(info))
-    print(f"wrote {args.dst} (use: --config.init.weights={args.dst})")
+    use = (f"--config.init.more=MODULE={args.dst}" if "," in args.module
+           else f"--config.init.weights={args.dst}")
+    print(f"wrote {args.dst} (use: {use})")
 
 
 def _cmd_eval(args):
@@ -253,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "--config.init.weights")
     p.add_argument("--workdir", required=True, help="run directory with checkpoints/")
     p.add_argument("dst", help="output .npz or .msgpack")
-    p.add_argument("--module", default="backbone", help="top-level sub-module to export (default: backbone)")
+    p.add_argument("--module", default="backbone", help="top-level sub-module to export (default: backbone); "
+                   "comma-separated: several, as the children of one file")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.set_defaults(func=_cmd_weights_export)
 

@@ -13,7 +13,8 @@ from hmrjax.fileio import write_json  # noqa: E402
 
 CURVE_KEYS = ("mpjpe", "pa_mpjpe", "pve", "part_seg_iou", "pck")
 EVAL_KEYS = ("mpjpe", "pa_mpjpe", "pve", "part_seg_iou", "pck", "root_orient_err_deg", "local_rot_err_deg")
-TRAIN_KEYS = ("loss", "pose_mse", "betas_mse", "joints3d_mse", "part_seg_ce", "mpjpe_mm", "images_per_s")
+TRAIN_KEYS = ("loss", "pose_mse", "betas_mse", "joints3d_mse", "part_seg_ce", "keypoints_crop_l1",
+              "keypoint_heatmap_mse", "mpjpe_mm", "images_per_s")
 
 
 def main(argv=None):

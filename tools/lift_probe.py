@@ -7,8 +7,12 @@ train and test inputs; a trained detector's error is ~8 px there), and predicts 
 Loss = 50 x root-relative 3D joint MSE (the body model with the true betas) + rotation-matrix MSE; Adam 1e-3
 with cosine decay, batch 256. Prints the test PA-MPJPE every 500 steps (the mean-pose baseline is 151.5 mm
 on small 1.1.0 `test`; `pose_family_oracle.py`). A diagnostic for D-PoSE's learning target (README).
+`--detector RUN` replaces the ground-truth keypoints (train and test) by a trained 2D detector's (a
+`configs/detector2d.py` run): its argmax keypoints on the un-augmented crops of each split (the evaluation
+pipeline; no flip test, as D-PoSE's keypoint branch), in the same box-normalised frame, with the heatmap
+maxima in place of the visibility flags. `--batch` sets the batch (256; D-PoSE's tiny runs use 16).
 
-    python tools/lift_probe.py --data-dir DATA --steps 3000 [--noise-px 8] [--out lift.json]
+    python tools/lift_probe.py --data-dir DATA --steps 3000 [--noise-px 8] [--detector RUN] [--out lift.json]
 """
 import argparse
 import pathlib
@@ -40,6 +44,33 @@ def _load(name, split, data_dir):
     return x, rot.astype(np.float32), np.stack([r["betas"] for r in recs]).astype(np.float32)
 
 
+def _load_detected(workdir, split):
+    """A detector run's keypoints on every record of `split` (the run's data config, evaluation pipeline)
+    -> (inputs [N, 51] as `keypoint_inputs` with heatmap maxima as the third column, rotations, betas)."""
+    import jax
+    from scipy.spatial.transform import Rotation
+
+    import data_pipelines
+    from hmrjax import methods
+    from hmrjax.evaluate import load_config, restore_variables
+    config = load_config(workdir)
+    method = methods.create(config)
+    variables, _ = restore_variables(workdir, config=config)
+    detect = jax.jit(lambda v, x: method.detect(v, x, False)[:2])
+    xs, rots, betas = [], [], []
+    for batch in data_pipelines.build_eval_dataset(config, split):
+        batch = {k: np.asarray(v) for k, v in dict(batch).items()}
+        keep = batch["valid"] > 0
+        px, conf = (np.asarray(a, np.float64) for a in jax.device_get(detect(variables, batch["img"])))
+        size = batch["img"].shape[1]
+        xy = ((px + 0.5) / size * 2.0 - 1.0) / 2.0          # crop px -> (u - centre) / side (crop side = box side)
+        xs.append(np.concatenate([xy.reshape(len(xy), -1), conf], -1)[keep])
+        rots.append(Rotation.from_rotvec(batch["pose"][keep].reshape(-1, 3)).as_matrix().reshape(-1, 24, 3, 3))
+        betas.append(batch["betas"][keep])
+    return (np.concatenate(xs).astype(np.float32), np.concatenate(rots).astype(np.float32),
+            np.concatenate(betas).astype(np.float32))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="synthetic_humans/small")
@@ -48,6 +79,8 @@ def main(argv=None):
     ap.add_argument("--noise-px", type=float, default=0.0, help="Gaussian noise, px of a 128-px crop")
     ap.add_argument("--body", default="anny_lite")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--detector", default="", help="a detector2d run: its keypoints instead of the ground truth")
+    ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     import flax.linen as nn
@@ -61,8 +94,10 @@ def main(argv=None):
     from hmrjax.geometry import rotations
 
     t0 = time.time()
-    xtr, rtr, btr = _load(args.data, "train", args.data_dir)
-    xte, rte, bte = _load(args.data, "test", args.data_dir)
+    load = (lambda split: _load_detected(args.detector, split)) if args.detector else (
+        lambda split: _load(args.data, split, args.data_dir))
+    xtr, rtr, btr = load("train")
+    xte, rte, bte = load("test")
     rng = np.random.default_rng(args.seed)
     sigma = args.noise_px / 128.0
     if sigma:
@@ -101,7 +136,7 @@ def main(argv=None):
     pa = jax.jit(lambda p, x, r, b: metrics.pa_mpjpe(joints(pose(p, x), b), joints(r, b)))
     curve, t0 = [], time.time()
     for i in range(args.steps):
-        idx = rng.integers(0, len(xtr), 256)
+        idx = rng.integers(0, len(xtr), args.batch)
         x = xtr[idx].copy()
         if sigma:
             x[:, :34] += rng.normal(0, sigma, x[:, :34].shape).astype(np.float32)
@@ -116,7 +151,7 @@ def main(argv=None):
     if args.out:
         from hmrjax.fileio import write_json
         write_json(args.out, {"data": args.data, "noise_px_at_128": args.noise_px, "steps": args.steps,
-                              "batch": 256, "curve": curve}, indent=1)
+                              "batch": args.batch, "detector": args.detector, "curve": curve}, indent=1)
         print("wrote", args.out)
 
 

@@ -11,6 +11,10 @@ Network (paper):
   part attention (PARE): softmax over pixels of each of the 22 part maps, pooled concat features -> [B, 22, 720]
   each part feature += [CLIFF bbox features (3), global-average-pooled depth features (48)]
     (+ the 22 soft part centroids, 44 numbers, with `model.part_centroids`: not in the paper, see configs/dpose.py)
+    (+ with `model.keypoint_lifter` > 0, not in the paper: a 2D keypoint branch on the concat map (the 2D
+     detector's head), 17 maps -> COCO-17 crop keypoints (soft-argmax, or heatmap argmax with
+     `model.keypoint_heatmaps`), read detached by a lifting MLP whose embedding joins each part feature;
+     trained by `loss.keypoints_crop`)
   pose: per joint j, a MultiLinear head (one dense layer per joint) reads the feature of its part p(j) and the
     initial 6D rotation -> hidden (32) -> ReLU -> MultiLinear -> 6D residual (ReFit-style, as the authors' code)
   shape / camera: flattened part features + initial value -> Dense(32) -> ReLU -> Dense(K | 3) residual.
@@ -42,7 +46,9 @@ from hmrjax import losses
 from hmrjax.geometry import camera as cam_lib
 from hmrjax.geometry import rotations
 from hmrjax.methods.base import Method, Prediction
+from hmrjax.methods.detector2d import heatmap_argmax, heatmap_mse_loss
 from hmrjax.nn import backbones
+from hmrjax.nn.backbones.ops import batch_norm
 from hmrjax.nn.decoders import UNetDecoder
 from hmrjax.nn.heads import MultiLinear, part_soft_attention
 
@@ -100,6 +106,53 @@ def part_label_table(scheme: str) -> np.ndarray:
     raise ValueError(f"D-PoSE: config.data.part_scheme={scheme!r} not supported (smpl24 | smplx22)")
 
 
+class KeypointBranch(nn.Module):
+    """features [B, h, w, C] -> (maps [B, h, w, K], keypoints [B, K, 2] crop-normalised, confidence [B, K] | None).
+
+    A 3x3 conv-BN-ReLU and a 1x1 conv to K maps: the 2D detector's HRNet head (`detector2d.HeatmapNet`,
+    head_convs=1) with its parameter names, so a trained detector's head loads here (`config.init.more`).
+    heatmaps=False: the maps are logits, the keypoints their soft-argmax (integral regression, Sun et al.
+    2018) sum_ij softmax_ij(a_k) (x_j, y_i) over the pixel centres in (-1, 1) (`losses.pixel_centre_grid`),
+    no confidence. heatmaps=True: the maps are Gaussian heatmaps (the detector's MSE trains them), the
+    keypoints their argmax with the quarter-pixel shift (`detector2d.heatmap_argmax`) in the same frame,
+    x = 2 (hx + 0.5) / w - 1, and the confidence their maximum."""
+
+    num_keypoints: int = 17
+    width: int = 64
+    heatmaps: bool = False
+    frozen_bn: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
+                    name="head_conv_0")(x)
+        x = nn.relu(batch_norm(train, self.frozen_bn, name="head_bn_0", dtype=self.dtype)(x))
+        init = nn.initializers.normal(0.001) if self.heatmaps else nn.linear.default_kernel_init
+        maps = nn.Conv(self.num_keypoints, (1, 1), dtype=self.dtype, param_dtype=jnp.float32, kernel_init=init,
+                       name="final_layer")(x).astype(jnp.float32)
+        h, w = maps.shape[1:3]
+        if not self.heatmaps:
+            grid = jnp.broadcast_to(losses.pixel_centre_grid(h, w), maps.shape[:3] + (2,))
+            return maps, part_soft_attention(grid, maps), None
+        coords, conf = heatmap_argmax(jnp.transpose(maps, (0, 3, 1, 2)))
+        return maps, 2.0 * (coords + 0.5) / jnp.asarray([w, h], jnp.float32) - 1.0, conf
+
+
+class KeypointLifter(nn.Module):
+    """Flattened 2D keypoints [B, 2K] -> embedding [B, width]: Dense-ReLU, then two residual
+    LayerNorm-Dense-ReLU blocks (the network of tools/lift_probe.py without its pose output)."""
+
+    width: int = 256
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.relu(nn.Dense(self.width, name="dense_in")(x))
+        for i in range(2):
+            h = h + nn.relu(nn.Dense(self.width, name=f"dense_{i}")(nn.LayerNorm(name=f"norm_{i}")(h)))
+        return h
+
+
 class DPoSENet(nn.Module):
     """image [B, S, S, 3], cliff_bbox [B, 3] -> dict of predictions (see `__call__`)."""
 
@@ -118,13 +171,18 @@ class DPoSENet(nn.Module):
     head_norm: str = "none"             # 'layernorm': normalise the part features entering the regressors
     attention_grad: bool = True         # False: the part maps used as attention get no gradient from the pose
     part_centroids: bool = False        # True: every regressor also reads the 22 soft part centroids (x, y)
+    keypoint_lifter: int = 0            # > 0: 2D keypoint branch + lifting MLP of this width (0: off, the paper)
+    keypoint_head_width: int = 64       # width of the keypoint branch's 3x3 conv
+    keypoint_heatmaps: bool = False     # keypoint branch: False soft-argmax of logits, True heatmaps + argmax
+    num_keypoints: int = 17             # COCO-17, the data's `keypoints2d`
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, image, cliff_bbox, train: bool = False):
         """Returns {'rotmat' [B, J, 3, 3], 'pose6d' [B, J, 6], 'betas' [B, K], 'cam' [B, 3] (s, tx, ty),
         'part_logits' [B, S/4, S/4, 23], 'depth' [B, S/4, S/4] when use_depth, 'part_centroids' [B, 22, 2]
-        (x, y in (-1, 1)) when part_centroids}."""
+        (x, y in (-1, 1)) when part_centroids, 'keypoints2d' [B, 17, 2] (crop-normalised x, y in (-1, 1), as the
+        data's `keypoints2d`) and 'keypoint_maps' [B, S/4, S/4, 17] when keypoint_lifter > 0}."""
         b = image.shape[0]
         if self.backbone not in backbones.HRNET_CONFIGS:
             raise ValueError(f"D-PoSE: config.model.backbone={self.backbone!r} must be an HRNet "
@@ -138,10 +196,10 @@ class DPoSENet(nn.Module):
         out["part_logits"] = seg
         att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
         pooled = concat
+        grid = jnp.broadcast_to(losses.pixel_centre_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
         if self.part_centroids:
             # Two coordinate channels pooled by the same attention give each part's soft centroid (the
             # attention weights sum to 1): the 2D layout of the body, which the pooled features alone lose.
-            grid = jnp.broadcast_to(losses.pixel_centre_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
             pooled = jnp.concatenate([concat, grid.astype(concat.dtype)], -1)
         feats = part_soft_attention(pooled, att.astype(concat.dtype))                 # [B, 22, C (+ 2)]
         extra = [jnp.asarray(cliff_bbox, feats.dtype)]
@@ -149,6 +207,15 @@ class DPoSENet(nn.Module):
             out["part_centroids"] = feats[..., -2:].astype(jnp.float32)
             feats = feats[..., :-2]
             extra.append(out["part_centroids"].reshape(b, -1).astype(concat.dtype))
+        if self.keypoint_lifter:
+            maps, kp, conf = KeypointBranch(self.num_keypoints, self.keypoint_head_width, self.keypoint_heatmaps,
+                                            self.frozen_bn, self.dtype, name="keypoint_branch")(concat, train)
+            out["keypoint_maps"], out["keypoints2d"] = maps, kp
+            lift_in = [kp.reshape(b, -1)] + ([] if conf is None else [conf])
+            # The lifter reads the keypoints (and heatmap maxima) detached: only the keypoint loss trains the
+            # branch (a 2D detector feeding a lifting network, as the probe tools/lift_probe.py measured).
+            extra.append(KeypointLifter(self.keypoint_lifter, name="keypoint_lifter")(
+                jax.lax.stop_gradient(jnp.concatenate(lift_in, -1))).astype(concat.dtype))
         if self.use_depth:
             depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, dtype=self.dtype,
                                              min_width=self.decoder_width, name="depth_decoder")(branches, train)
@@ -214,6 +281,9 @@ class DPoSE(Method):
                               frozen_bn=bool(m.get("frozen_bn", False)), head_norm=str(m.get("head_norm", "none")),
                               attention_grad=bool(m.get("attention_grad", True)),
                               part_centroids=bool(m.get("part_centroids", False)),
+                              keypoint_lifter=int(m.get("keypoint_lifter", 0)),
+                              keypoint_head_width=int(m.get("keypoint_head_width", 64)),
+                              keypoint_heatmaps=bool(m.get("keypoint_heatmaps", False)),
                               dtype=jnp.dtype(config.get("compute_dtype", "float32")))
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -311,9 +381,26 @@ class DPoSE(Method):
             target, present = losses.part_centroid_targets(labels, NUM_PARTS + 1)
             terms["part_centroid_mse"] = losses.part_centroid_mse(out["part_centroids"], target, present,
                                                                   has("part_seg"))
+        kw = float(lw.get("keypoints_crop", 0.0))
+        if kw:  # hmrjax option (not in the paper): the keypoint branch against the crop keypoints
+            if "keypoints2d" not in out:
+                raise ValueError("D-PoSE: config.loss.keypoints_crop > 0 needs config.model.keypoint_lifter > 0")
+            gt = batch["keypoints2d"]
+            conf = gt[..., 2] if bool(lw.get("keypoints_crop_visible_only", True)) else jnp.ones_like(gt[..., 2])
+            if self.model.keypoint_heatmaps:   # the detector's loss on the pipeline's Gaussian targets
+                if "heatmaps" not in batch:
+                    raise ValueError("D-PoSE: config.model.keypoint_heatmaps needs config.data.heatmaps=True "
+                                     "(and config.data.heatmap_size = image_size / 4)")
+                terms["keypoint_heatmap_mse"] = heatmap_mse_loss(
+                    jnp.transpose(out["keypoint_maps"], (0, 3, 1, 2)), batch["heatmaps"],
+                    conf * has("keypoints2d")[:, None])
+            else:
+                terms["keypoints_crop_l1"] = losses.keypoints2d_l1(out["keypoints2d"], gt[..., :2], conf,
+                                                                   has("keypoints2d"))
         weights = {"depth_l1": lw.lambda1, "depth_ssim": lw.lambda2, "part_seg_ce": lw.lambda3,
                    "pose_mse": lw.lambda4, "betas_mse": lw.lambda5, "joints3d_mse": lw.lambda6,
-                   "vertices_l1": lw.lambda7, "keypoints2d_mse": lw.lambda8, "part_centroid_mse": cw}
+                   "vertices_l1": lw.lambda7, "keypoints2d_mse": lw.lambda8, "part_centroid_mse": cw,
+                   "keypoints_crop_l1": kw, "keypoint_heatmap_mse": kw}
         total = sum(float(weights[k]) * v for k, v in terms.items())
         metrics = dict(terms)
         metrics["loss"] = total

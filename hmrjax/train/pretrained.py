@@ -9,7 +9,8 @@ Flax variables of the sub-module alone ({'params': {...}, 'batch_stats': {...}},
                                                  `configs/detector2d.py` on the synthetic training split).
 
 A training run reads the file through `config.init.weights` (path; "" = fresh init) into the sub-module
-`config.init.module` (default 'backbone', the name every method gives its encoder), on a fresh start only: a
+`config.init.module` (default 'backbone', the name every method gives its encoder), and each 'module=path' of
+the comma-separated `config.init.more` into that sub-module, on a fresh start only: a
 run resumed from its own checkpoint keeps what it trained. Every array of the sub-module must be in the file
 with the same shape (errors name the file, the key and both shapes); `config.init.strict=False` keeps the
 fresh values of arrays the file lacks and ignores extra ones (the report lists both).
@@ -25,7 +26,7 @@ import jax
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-__all__ = ["LoadReport", "graft", "load_into_train_state", "export_submodule", "read_weights"]
+__all__ = ["LoadReport", "graft", "init_sources", "load_into_train_state", "export_submodule", "read_weights"]
 
 
 @dataclasses.dataclass
@@ -110,40 +111,74 @@ def graft(params: Mapping, state: Mapping, weights: Mapping, *, module: str = "b
     return params_out, new, LoadReport(loaded, kept, ignored)
 
 
-def load_into_train_state(ts, config):
-    """The TrainState `ts` with `config.init.weights` grafted into `config.init.module` (params, EMA params and
-    non-param state; the optimizer state is a fresh one's, which does not depend on the values). No-op when
-    the path is empty. Returns (state, LoadReport or None)."""
+def init_sources(config) -> list:
+    """[(module, path)] to graft on a fresh start: `config.init.weights` into `config.init.module`, then each
+    'module=path' entry of the comma-separated `config.init.more` (e.g. a 2D detector's head into a method's
+    keypoint branch). Empty paths are skipped."""
     init = config.get("init", None)
-    path = str(init.get("weights", "")) if init is not None else ""
-    if not path:
-        return ts, None
-    weights = read_weights(path)
+    if init is None:
+        return []
+    path = str(init.get("weights", ""))
+    out = [(str(init.get("module", "backbone")), path)] if path else []
+    for item in str(init.get("more", "")).split(","):
+        if not item.strip():
+            continue
+        module, sep, p = item.partition("=")
+        if not sep or not module.strip() or not p.strip():
+            raise ValueError(f"config.init.more: entry {item.strip()!r} must be 'module=path'")
+        out.append((module.strip(), p.strip()))
+    return out
+
+
+def load_into_train_state(ts, config):
+    """The TrainState `ts` with each file of `init_sources(config)` grafted into its sub-module (params, EMA
+    params and non-param state; the optimizer state is a fresh one's, which does not depend on the values).
+    Returns (state, [(module, path, LoadReport)]); no sources: (ts, [])."""
+    sources = init_sources(config)
+    if not sources:
+        return ts, []
 
     def place(old, value):  # every process reads the file: works for arrays sharded over hosts too
         if isinstance(old, jax.Array):
             return jax.make_array_from_callback(value.shape, old.sharding, lambda index: value[index])
         return value
 
-    params, state, report = graft(ts.params, ts.state, weights, module=str(init.get("module", "backbone")),
-                                  strict=bool(init.get("strict", True)), source=path, place=place)
+    params, state, reports = ts.params, ts.state, []
+    for module, path in sources:
+        params, state, report = graft(params, state, read_weights(path), module=module,
+                                      strict=bool(config.init.get("strict", True)), source=path, place=place)
+        reports.append((module, path, report))
     replace: dict[str, Any] = {"params": params, "state": state}
     if ts.ema_params is not None:
         replace["ema_params"] = params
-    return ts.replace(**replace), report
+    return ts.replace(**replace), reports
 
 
 def export_submodule(workdir: str | os.PathLike, dst: str | os.PathLike, *, module: str = "backbone",
                      step: int | None = None, use_ema: bool | None = None) -> dict:
     """Writes sub-module `module` of the run in `workdir` (latest or `step` checkpoint) to `dst` (.npz /
-    .msgpack) in the format `config.init.weights` reads. Returns {'step', 'arrays', 'collections'}."""
+    .msgpack) in the format `config.init.weights` reads. Returns {'step', 'arrays', 'collections'}.
+
+    A comma-separated `module` ('head_conv_0,head_bn_0,final_layer') writes those top-level modules as the
+    children of one file, to be grafted into a sub-module that has children of the same names (how the 2D
+    detector's HRNet head becomes D-PoSE's `keypoint_branch`)."""
     from hmrjax import evaluate
     from hmrjax.nn.backbones import convert
     variables, step = evaluate.restore_variables(workdir, step=step, use_ema=use_ema)
-    out = {col: jax.device_get(tree[module]) for col, tree in variables.items()
-           if isinstance(tree, Mapping) and module in tree}
-    if "params" not in out:
-        raise ValueError(f"{workdir}: the run's params have no sub-module {module!r} "
+    names = [m.strip() for m in module.split(",") if m.strip()]
+    missing = [m for m in names if m not in variables["params"]]
+    if missing or not names:
+        bad = ", ".join(map(repr, missing or [module]))
+        raise ValueError(f"{workdir}: the run's params have no sub-module {bad} "
                          f"(top level: {sorted(variables['params'])})")
+    if len(names) == 1:
+        out = {col: jax.device_get(tree[module]) for col, tree in variables.items()
+               if isinstance(tree, Mapping) and module in tree}
+    else:
+        out = {}
+        for col, tree in variables.items():
+            part = {m: jax.device_get(tree[m]) for m in names if isinstance(tree, Mapping) and m in tree}
+            if part:
+                out[col] = part
     convert.save_variables(out, dst)
     return {"step": int(step), "arrays": sum(len(flatten_dict(t)) for t in out.values()), "collections": sorted(out)}

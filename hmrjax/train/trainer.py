@@ -266,10 +266,9 @@ def train_and_evaluate(config, workdir: str | os.PathLike, *, dataset=None,
         state = checkpointer.restore(start, ckpt_lib.abstract_with_shardings(abstract, shardings), data_iter)
     else:
         state = jax.jit(init_fn, out_shardings=shardings)(rng, example)
-        state, report = pretrained.load_into_train_state(state, config)
-        if report is not None and primary:
-            print(f"init: {config.init.weights} -> {config.init.get('module', 'backbone')!r}: {report.summary()}",
-                  file=sys.stderr)
+        state, reports = pretrained.load_into_train_state(state, config)
+        for module, path, report in reports if primary else ():
+            print(f"init: {path} -> {module!r}: {report.summary()}", file=sys.stderr)
     step = int(jax.device_get(state.step))
 
     train_step = jax.jit(make_train_step(method, tx, config), in_shardings=(shardings, batch_shardings),

@@ -296,3 +296,113 @@ def test_part_centroids_are_the_attention_weighted_pixel_centres():
     p_off, s_off = split_variables(jax.eval_shape(m_off.init, jax.random.key(0), batch))
     with pytest.raises(ValueError, match="part_centroids=True"):
         jax.eval_shape(m_off.loss, p_off, s_off, batch, jax.random.key(1))
+
+
+def test_keypoint_branch_soft_argmax_lifter_and_loss():
+    """`model.keypoint_lifter`: the branch's keypoints equal a float64 numpy soft-argmax of its logit maps over
+    the pixel centres; the lifter's embedding widens every regressor input by its width; the lifter reads the
+    keypoints detached (the pose terms give the branch no gradient); `loss.keypoints_crop` equals
+    a float64 weighted L1 with visibility (or all-ones) weights and trains only the branch; it needs the branch."""
+    cfg = _small_config()
+    cfg.model.update(keypoint_lifter=16, keypoint_head_width=8, init_from_data=False, part_prior_init=False)
+    method = create(cfg)
+    batch = _batch(cfg)
+    rng = np.random.default_rng(5)
+    kp = np.concatenate([rng.uniform(-0.9, 0.9, (2, 17, 2)), rng.random((2, 17, 1)) > 0.3], -1)
+    batch["keypoints2d"] = kp.astype(np.float32)
+    variables = method.init(jax.random.key(4), batch)
+    out = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+    logits = np.asarray(out["keypoint_maps"], np.float64)
+    b, h, w, k = logits.shape
+    assert k == 17 and out["keypoints2d"].shape == (b, 17, 2)
+    flat = logits.reshape(b, h * w, k)
+    wts = np.exp(flat - flat.max(1, keepdims=True))
+    wts /= wts.sum(1, keepdims=True)
+    ys, xs = np.meshgrid((2 * np.arange(h) + 1) / h - 1, (2 * np.arange(w) + 1) / w - 1, indexing="ij")
+    expected = np.einsum("bnk,nc->bkc", wts, np.stack([xs.ravel(), ys.ravel()], -1))
+    np.testing.assert_allclose(np.asarray(out["keypoints2d"]), expected, atol=2e-6)
+
+    plain = jax.eval_shape(create(_small_config()).init, jax.random.key(0), batch)
+    grow = variables["params"]["pose_hidden"]["kernel"].shape[1] - plain["params"]["pose_hidden"]["kernel"].shape[1]
+    assert grow == 16
+
+    params, state = split_variables(variables)
+    grad = lambda m: jax.value_and_grad(m.loss, has_aux=True)(params, state, batch, jax.random.key(1))
+    (_, (metrics, _)), g = grad(method)                       # keypoints_crop = 0: only the paper's terms
+    assert "keypoints_crop_l1" not in metrics
+    assert float(optax.global_norm(g["keypoint_branch"])) == 0.0
+    assert float(optax.global_norm(g["keypoint_lifter"])) > 0
+
+    pred = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=True,
+                              mutable=["batch_stats"])[0]["keypoints2d"]
+    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
+        cfg.loss[k] = 0.0
+    for visible_only, conf in ((True, kp[..., 2]), (False, np.ones((2, 17)))):
+        cfg.loss.update(keypoints_crop=3.0, keypoints_crop_visible_only=visible_only)
+        (total, (metrics, _)), g = grad(create(cfg))
+        # float64 reference of the weighted L1: sum over keypoints and axes, mean over the batch
+        want = (np.abs(np.asarray(pred, np.float64) - kp[..., :2]).sum(-1) * conf).sum(-1).mean()
+        np.testing.assert_allclose(float(metrics["keypoints_crop_l1"]), float(want), rtol=1e-5)
+        np.testing.assert_allclose(float(total), 3.0 * float(want), rtol=1e-5)
+        assert float(optax.global_norm(g["keypoint_branch"])) > 0
+        assert float(optax.global_norm(g["pose_out"])) == 0.0
+
+    off = _small_config()
+    off.model.update(init_from_data=False, part_prior_init=False)
+    off.loss.keypoints_crop = 1.0
+    m_off = create(off)
+    p_off, s_off = split_variables(jax.eval_shape(m_off.init, jax.random.key(0), batch))
+    with pytest.raises(ValueError, match="keypoint_lifter > 0"):
+        jax.eval_shape(m_off.loss, p_off, s_off, batch, jax.random.key(1))
+
+
+def test_keypoint_branch_heatmap_mode():
+    """`model.keypoint_heatmaps`: the keypoints are the argmax of each heatmap with the quarter-pixel shift
+    towards the larger neighbour (float64 numpy, mmpose's rule, inner pixels only) in the crop-normalised frame
+    x = 2 (hx + 0.5) / w - 1, the lifter also reads the maxima; `loss.keypoints_crop` is the detector's heatmap
+    MSE 1/K sum_k 0.5 mean_{b,y,x} (w_bk (P - G))^2 on the pipeline's targets and needs them."""
+    cfg = _small_config()
+    cfg.model.update(keypoint_lifter=16, keypoint_head_width=8, keypoint_heatmaps=True, init_from_data=False,
+                     part_prior_init=False)
+    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
+        cfg.loss[k] = 0.0
+    cfg.loss.update(keypoints_crop=2.0, keypoints_crop_visible_only=True)
+    method = create(cfg)
+    batch = _batch(cfg)
+    rng = np.random.default_rng(6)
+    variables = method.init(jax.random.key(5), batch)
+    # a larger output scale than the detector's 0.001 init, so the argmax is not decided by rounding
+    variables["params"]["keypoint_branch"]["final_layer"]["kernel"] *= 1000.0
+    out = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+    maps = np.asarray(out["keypoint_maps"], np.float64)                   # [B, h, w, K]
+    b, h, w, k = maps.shape
+    want = np.zeros((b, k, 2))
+    for i in range(b):
+        for j in range(k):
+            m = maps[i, :, :, j]
+            y, x = np.unravel_index(np.argmax(m), m.shape)
+            fx, fy = float(x), float(y)
+            if 1 < x < w - 1 and 1 < y < h - 1:
+                fx += 0.25 * np.sign(m[y, x + 1] - m[y, x - 1])
+                fy += 0.25 * np.sign(m[y + 1, x] - m[y - 1, x])
+            want[i, j] = [2 * (fx + 0.5) / w - 1, 2 * (fy + 0.5) / h - 1]
+    np.testing.assert_allclose(np.asarray(out["keypoints2d"]), want, atol=1e-6)
+    plain = jax.eval_shape(create(_small_config()).init, jax.random.key(0), batch)
+    assert variables["params"]["keypoint_lifter"]["dense_in"]["kernel"].shape[0] == 17 * 3   # x, y, maximum
+    widths = [v["params"]["pose_hidden"]["kernel"].shape[1] for v in (plain, variables)]
+    assert widths[1] == widths[0] + 16
+
+    vis = (rng.random((b, 17)) > 0.3).astype(np.float32)
+    batch["keypoints2d"] = np.concatenate([rng.uniform(-1, 1, (b, 17, 2)), vis[..., None]], -1).astype(np.float32)
+    batch["heatmaps"] = rng.random((b, 17, h, w)).astype(np.float32)
+    params, state = split_variables(variables)
+    total, (metrics, _) = method.loss(params, state, batch, jax.random.key(1))
+    pred = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=True,
+                              mutable=["batch_stats"])[0]["keypoint_maps"]
+    diff = vis[:, :, None, None] * (np.transpose(np.asarray(pred, np.float64), (0, 3, 1, 2)) - batch["heatmaps"])
+    ref = np.mean(0.5 * np.mean(diff ** 2, axis=(0, 2, 3)))
+    np.testing.assert_allclose(float(metrics["keypoint_heatmap_mse"]), ref, rtol=1e-5)
+    np.testing.assert_allclose(float(total), 2.0 * ref, rtol=1e-5)
+    del batch["heatmaps"]
+    with pytest.raises(ValueError, match="data.heatmaps=True"):
+        jax.eval_shape(method.loss, params, state, batch, jax.random.key(1))

@@ -182,3 +182,50 @@ def test_detector_encoder_fits_dpose():
     _assert_trees_equal(p2["backbone"], weights["params"])
     _assert_trees_equal(s2["batch_stats"]["backbone"], weights["batch_stats"])
     assert p2["part_decoder"] is params["part_decoder"]   # the rest untouched
+
+    # and the detector's HRNet head (three top-level modules, exported as the children of one file) grafts,
+    # strictly, into D-PoSE's keypoint branch (model.keypoint_lifter > 0): how `init.more` starts it
+    head = {col: {m: tree[m] for m in ("head_conv_0", "head_bn_0", "final_layer") if m in tree}
+            for col, tree in det_shapes.items()}
+    head = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(np.float32), head)
+    cfg = dpose.get_config("tiny")
+    cfg.model.update(keypoint_lifter=8, keypoint_heatmaps=True)
+    dp = dpose_lib.DPoSE(cfg)
+    dp_shapes = jax.eval_shape(lambda x: dp.model.init(jax.random.PRNGKey(2), x, jnp.zeros((1, 3)), train=False),
+                               img)
+    params, state = methods.split_variables(dp_shapes)
+    p3, s3, report = pretrained.graft(params, state, head, module="keypoint_branch")
+    assert not report.kept_fresh and not report.ignored
+    _assert_trees_equal(p3["keypoint_branch"], head["params"])
+    _assert_trees_equal(s3["batch_stats"]["keypoint_branch"], head["batch_stats"])
+
+
+def test_init_more_grafts_further_modules_and_multi_module_export(source_run, tmp_path, capsys):
+    """`config.init.more='module=path'` grafts a second file into another sub-module on a fresh start; a
+    comma-separated `--module` exports several top-level modules as the children of one file; a malformed
+    entry is refused naming it."""
+    enc, head = tmp_path / "enc.npz", tmp_path / "head.npz"
+    pretrained.export_submodule(source_run, enc)
+    pretrained.export_submodule(source_run, head, module="head")
+    source, _ = evaluate.restore_variables(source_run)
+    config = _config(0)
+    config.init.weights = str(enc)
+    config.init.more = f"head={head}"
+    started = trainer.train_and_evaluate(config, tmp_path / "started")
+    err = capsys.readouterr().err
+    assert f"init: {enc} -> 'backbone'" in err and f"init: {head} -> 'head'" in err
+    _assert_trees_equal(started.params["backbone"], source["params"]["backbone"])
+    _assert_trees_equal(started.params["head"], source["params"]["head"])
+
+    both = tmp_path / "both.npz"
+    assert cli.main(["weights", "export", "--workdir", str(source_run), "--module", "backbone,head", str(both)]) == 0
+    written = convert.load_variables(both)
+    assert sorted(written["params"]) == ["backbone", "head"]
+    _assert_trees_equal(written["params"]["head"], source["params"]["head"])
+    _assert_trees_equal(written["batch_stats"], {"backbone": source["batch_stats"]["backbone"]})
+    with pytest.raises(ValueError, match="no sub-module 'trunk'"):
+        pretrained.export_submodule(source_run, tmp_path / "x.npz", module="backbone,trunk")
+
+    config.init.more = "head"
+    with pytest.raises(ValueError, match="config.init.more: entry 'head' must be 'module=path'"):
+        pretrained.init_sources(config)
