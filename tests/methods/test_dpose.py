@@ -247,6 +247,23 @@ def test_part_prior_init_is_the_log_class_frequency_of_the_training_crops(tiny):
                                rtol=1e-5, atol=1e-6)
 
 
+def _paper_terms_off(cfg):
+    """Sets the paper's loss weights lambda1..lambda8 to 0 (only the hmrjax option under test remains)."""
+    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
+        cfg.loss[k] = 0.0
+
+
+def _assert_option_loss_refused(batch, match, **loss_weights):
+    """An option's loss weight without the model part it needs is refused (ValueError matching `match`)."""
+    off = _small_config()
+    off.model.update(init_from_data=False, part_prior_init=False)
+    off.loss.update(**loss_weights)
+    m_off = create(off)
+    p_off, s_off = split_variables(jax.eval_shape(m_off.init, jax.random.key(0), batch))
+    with pytest.raises(ValueError, match=match):
+        jax.eval_shape(m_off.loss, p_off, s_off, batch, jax.random.key(1))
+
+
 def test_part_centroids_are_the_attention_weighted_pixel_centres():
     """`model.part_centroids`: the pooled coordinate channels equal a float64 numpy softmax-weighted mean of
     the pixel centres of each part map, and every regressor reads the 22 x 2 centroids; `loss.part_centroid`
@@ -274,8 +291,7 @@ def test_part_centroids_are_the_attention_weighted_pixel_centres():
     # loss.part_centroid: the term is the centroid MSE of these centroids against the labelled parts (mapped
     # to D-PoSE's classes), with every other term off it still trains the part decoder; it needs the centroids
     cfg.loss.part_centroid = 5.0
-    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
-        cfg.loss[k] = 0.0
+    _paper_terms_off(cfg)
     method = create(cfg)
     params, state = split_variables(variables)
     (total, (metrics, _)), g = jax.value_and_grad(method.loss, has_aux=True)(params, state, batch,
@@ -289,13 +305,7 @@ def test_part_centroids_are_the_attention_weighted_pixel_centres():
     np.testing.assert_allclose(float(metrics["part_centroid_mse"]), float(want), rtol=1e-5)
     np.testing.assert_allclose(float(total), 5.0 * float(want), rtol=1e-5)
     assert float(optax.global_norm(g["part_decoder"])) > 0
-    off = _small_config()
-    off.model.update(init_from_data=False, part_prior_init=False)
-    off.loss.part_centroid = 1.0
-    m_off = create(off)
-    p_off, s_off = split_variables(jax.eval_shape(m_off.init, jax.random.key(0), batch))
-    with pytest.raises(ValueError, match="part_centroids=True"):
-        jax.eval_shape(m_off.loss, p_off, s_off, batch, jax.random.key(1))
+    _assert_option_loss_refused(batch, "part_centroids=True", part_centroid=1.0)
 
 
 def test_keypoint_branch_soft_argmax_lifter_and_loss():
@@ -335,8 +345,7 @@ def test_keypoint_branch_soft_argmax_lifter_and_loss():
 
     pred = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=True,
                               mutable=["batch_stats"])[0]["keypoints2d"]
-    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
-        cfg.loss[k] = 0.0
+    _paper_terms_off(cfg)
     for visible_only, conf in ((True, kp[..., 2]), (False, np.ones((2, 17)))):
         cfg.loss.update(keypoints_crop=3.0, keypoints_crop_visible_only=visible_only)
         (total, (metrics, _)), g = grad(create(cfg))
@@ -347,13 +356,7 @@ def test_keypoint_branch_soft_argmax_lifter_and_loss():
         assert float(optax.global_norm(g["keypoint_branch"])) > 0
         assert float(optax.global_norm(g["pose_out"])) == 0.0
 
-    off = _small_config()
-    off.model.update(init_from_data=False, part_prior_init=False)
-    off.loss.keypoints_crop = 1.0
-    m_off = create(off)
-    p_off, s_off = split_variables(jax.eval_shape(m_off.init, jax.random.key(0), batch))
-    with pytest.raises(ValueError, match="keypoint_lifter > 0"):
-        jax.eval_shape(m_off.loss, p_off, s_off, batch, jax.random.key(1))
+    _assert_option_loss_refused(batch, "keypoint_lifter > 0", keypoints_crop=1.0)
 
 
 def test_keypoint_branch_heatmap_mode():
@@ -364,8 +367,7 @@ def test_keypoint_branch_heatmap_mode():
     cfg = _small_config()
     cfg.model.update(keypoint_lifter=16, keypoint_head_width=8, keypoint_heatmaps=True, init_from_data=False,
                      part_prior_init=False)
-    for k in ("lambda1", "lambda2", "lambda3", "lambda4", "lambda5", "lambda6", "lambda7", "lambda8"):
-        cfg.loss[k] = 0.0
+    _paper_terms_off(cfg)
     cfg.loss.update(keypoints_crop=2.0, keypoints_crop_visible_only=True)
     method = create(cfg)
     batch = _batch(cfg)
