@@ -196,10 +196,10 @@ class DPoSENet(nn.Module):
         out["part_logits"] = seg
         att = seg[..., 1:] if self.attention_grad else jax.lax.stop_gradient(seg[..., 1:])
         pooled = concat
-        grid = jnp.broadcast_to(losses.pixel_centre_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
         if self.part_centroids:
             # Two coordinate channels pooled by the same attention give each part's soft centroid (the
             # attention weights sum to 1): the 2D layout of the body, which the pooled features alone lose.
+            grid = jnp.broadcast_to(losses.pixel_centre_grid(*concat.shape[1:3]), concat.shape[:3] + (2,))
             pooled = jnp.concatenate([concat, grid.astype(concat.dtype)], -1)
         feats = part_soft_attention(pooled, att.astype(concat.dtype))                 # [B, 22, C (+ 2)]
         extra = [jnp.asarray(cliff_bbox, feats.dtype)]

@@ -171,14 +171,10 @@ def export_submodule(workdir: str | os.PathLike, dst: str | os.PathLike, *, modu
         bad = ", ".join(map(repr, missing or [module]))
         raise ValueError(f"{workdir}: the run's params have no sub-module {bad} "
                          f"(top level: {sorted(variables['params'])})")
-    if len(names) == 1:
-        out = {col: jax.device_get(tree[module]) for col, tree in variables.items()
-               if isinstance(tree, Mapping) and module in tree}
-    else:
-        out = {}
-        for col, tree in variables.items():
-            part = {m: jax.device_get(tree[m]) for m in names if isinstance(tree, Mapping) and m in tree}
-            if part:
-                out[col] = part
+    out = {}
+    for col, tree in variables.items():
+        part = {m: jax.device_get(tree[m]) for m in names if isinstance(tree, Mapping) and m in tree}
+        if part:   # one module: its contents; several: each as a child
+            out[col] = part[names[0]] if len(names) == 1 else part
     convert.save_variables(out, dst)
     return {"step": int(step), "arrays": sum(len(flatten_dict(t)) for t in out.values()), "collections": sorted(out)}
