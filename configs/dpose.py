@@ -82,6 +82,9 @@ def get_config(arg=None):
         # head_conv_0,head_bn_0,final_layer`, then --config.init.more=keypoint_branch=FILE). False: soft-argmax
         # of logit maps trained by an L1 on the coordinates.
         keypoint_heatmaps=False,
+        # Evaluation / predict only, not in the paper (the paper reports single-pass results): average with the
+        # prediction on the mirrored crop (DPoSE._apply_eval; `hmrjax eval --flip-test` sets it for one eval).
+        flip_test=False,
     ))
     config.loss = ml_collections.ConfigDict(dict(
         lambda1=0.1,    # depth L1 (person foreground)

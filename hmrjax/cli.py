@@ -96,13 +96,15 @@ def _cmd_eval(args):
         from hmrjax.methods.detector2d import evaluate_detector
         if args.data or args.data_dir:
             raise SystemExit("hmrjax eval: --data / --data-dir are not supported for detector2d runs yet")
-        result = evaluate_detector(args.workdir, args.split, max_examples=args.max_examples, step=args.step)
+        result = evaluate_detector(args.workdir, args.split, max_examples=args.max_examples, step=args.step,
+                                   flip_test=args.flip_test)
         print(json.dumps(result, indent=2, default=float))
-        print(f"wrote {args.workdir}/eval_{args.split}.json")
+        suffix = "" if args.flip_test is None else ("_flip" if args.flip_test else "_noflip")
+        print(f"wrote {args.workdir}/eval_{args.split}{suffix}.json")
         return
     result = evaluate_workdir(args.workdir, args.split, max_examples=args.max_examples,
                               num_samples=args.num_samples, step=args.step, data_name=args.data,
-                              data_dir=args.data_dir)
+                              data_dir=args.data_dir, flip_test=args.flip_test)
     paths = result.pop("paths", {})
     print(json.dumps(result, indent=2, default=float))
     for name, path in paths.items():
@@ -181,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset to evaluate on instead of the run's config.data.name (e.g. an earlier release: "
                         "synthetic_humans/small:1.0.0)")
     p.add_argument("--data-dir", default=None, help="its tfds data dir (default: the run's config.data.data_dir)")
+    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="override the run's config.model.flip_test (average with the mirrored crop); the output "
+                        "goes to eval/<split>_flip (or _noflip)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="predict a mesh for one image with a trained workdir")

@@ -536,9 +536,10 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
                      num_samples: Optional[int] = None, out=None, step: Optional[int] = None,
                      batches: Optional[Iterable] = None, baseline="train", num_grid: int = 4,
                      use_ema: Optional[bool] = None, data_name: Optional[str] = None,
-                     data_dir: Optional[str] = None) -> dict:
+                     data_dir: Optional[str] = None, flip_test: Optional[bool] = None) -> dict:
     """Evaluates a training run's newest (or `step`) checkpoint on `split`; writes metrics.json and
-    predictions.png to `out` (default `<workdir>/eval/<split>`).
+    predictions.png to `out` (default `<workdir>/eval/<split>`, `<split>_flip` / `_noflip` when `flip_test`
+    overrides the run's `config.model.flip_test`; methods without a test-time flip refuse it).
 
     data_name / data_dir: evaluate on another dataset (or release, "synthetic_humans/small:1.0.0") than the
     run's `config.data` (the mean-pose baseline then also comes from that dataset's train split).
@@ -553,8 +554,13 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
         config.data.name = str(data_name)
     if data_dir is not None:
         config.data.data_dir = str(data_dir)
+    if flip_test is not None:
+        config.model.flip_test = bool(flip_test)
     from hmrjax import methods
     method = methods.create(config)
+    if flip_test is not None and not method.supports_flip_test:
+        raise ValueError(f"evaluate_workdir: flip_test={flip_test} but method {config.method!r} ({workdir}) has "
+                         f"no test-time flip")
     variables, step = restore_variables(workdir, step=step, use_ema=use_ema, config=config)
     body = resolve_body(config, method)
     opts = _eval_options(config)
@@ -579,8 +585,10 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
                                              "and mean betas at the GT translation")
         result["baseline"].update(base_info)
     result.update(step=step, split=split, num_samples=opts["num_samples"], root=list(opts["root"]),
-                  pck_threshold=opts["pck_threshold"], method=str(config.method))
-    out = pathlib.Path(out) if out is not None else pathlib.Path(workdir) / "eval" / split
+                  pck_threshold=opts["pck_threshold"], method=str(config.method),
+                  flip_test=bool(config.model.get("flip_test", False)))
+    suffix = "" if flip_test is None else ("_flip" if flip_test else "_noflip")
+    out = pathlib.Path(out) if out is not None else pathlib.Path(workdir) / "eval" / (split + suffix)
     paths = {}
     if jax.process_index() == 0:
         from hmrjax.train.logging import write_json_atomic

@@ -431,3 +431,13 @@ def test_cli_eval_on_another_dataset(run, tmp_path):
     saved = json.loads((workdir / "eval" / "test" / "metrics.json").read_text())
     assert saved["count"] == 2 and saved["baseline"]["poses"] == 3
     assert json.loads((workdir / "config.json").read_text())["data"]["name"] == "synthetic_humans/eval_test"
+
+
+def test_flip_test_is_refused_for_a_method_without_one(run):
+    """`hmrjax eval --flip-test` on a run whose method has no test-time flip fails naming the method, and
+    writes nothing."""
+    from hmrjax import cli
+    workdir, _ = run
+    with pytest.raises(ValueError, match="method 'test_oracle' .* has no test-time flip"):
+        cli.main(["eval", "--workdir", str(workdir), "--split", "test", "--flip-test"])
+    assert not (workdir / "eval" / "test_flip").exists()

@@ -37,6 +37,8 @@ __all__ = [
     "matrix_to_rot6d",
     "rot6d_to_matrix",
     "geodesic_distance",
+    "project_to_so3",
+    "mirror_rotations",
 ]
 
 # Below this squared angle (rad^2) the trigonometric ratios use Taylor series. With terms up to
@@ -345,3 +347,40 @@ def geodesic_distance(R1, R2):
     pos = s2 > 0
     sin = 0.5 * jnp.where(pos, jnp.sqrt(jnp.where(pos, s2, jnp.ones_like(s2))), jnp.zeros_like(s2))
     return jnp.arctan2(sin, cos)
+
+
+def project_to_so3(M):
+    """Nearest rotation (Frobenius norm) to each 3x3 matrix: U diag(1, 1, det(U V^T)) V^T from M = U S V^T.
+
+    Applied to the arithmetic mean of rotation matrices this is their chordal L2 mean (the rotation
+    minimising the summed squared Frobenius distances; Hartley et al., "Rotation averaging", 2013).
+
+    Args:
+      M: `[..., 3, 3]`.
+    Returns:
+      `[..., 3, 3]` rotation matrices (det +1).
+    """
+    M = _as_float(M, "M", (3, 3))
+    U, _, Vt = jnp.linalg.svd(M)
+    d = jnp.sign(jnp.linalg.det(U @ Vt))
+    d = jnp.where(d == 0, 1.0, d)
+    U = U.at[..., :, 2].multiply(d[..., None])
+    return U @ Vt
+
+
+def mirror_rotations(R, perm):
+    """Rotations of the mirror image through x -> -x: joint j takes the mirrored rotation of joint perm[j].
+
+    With M = diag(-1, 1, 1), the mirrored rotation is M R M (axis-angle (x, y, z) -> (x, -y, -z), as
+    `data_pipelines.transforms.flip_pose`); `perm` (e.g. `hmrjax.body.layouts.flip_permutation`) swaps the
+    left and right joints. The map is its own inverse.
+
+    Args:
+      R: `[..., J, 3, 3]`; perm: `[J]` ints.
+    Returns:
+      `[..., J, 3, 3]`.
+    """
+    R = _as_float(R, "R", (3, 3))
+    sign = jnp.asarray([-1.0, 1.0, 1.0], R.dtype)
+    R = jnp.take(R, jnp.asarray(perm), axis=-3)
+    return R * sign[:, None] * sign[None, :]

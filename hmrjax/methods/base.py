@@ -85,6 +85,8 @@ class Method:
     """Base class documenting the contract; subclasses set `model` and implement the three functions."""
 
     model: Any = None
+    # True when `predict` honours `config.model.flip_test` (averages with the mirrored crop's prediction).
+    supports_flip_test: bool = False
 
     def __init__(self, config):
         self.config = config

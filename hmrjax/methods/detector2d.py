@@ -133,6 +133,8 @@ def heatmap_to_crop_px(coords, heatmap_size, crop_size: int):
 class Detector2D(Method):
     """The heatmap detector. Reads `config.model` (backbone, head), `config.data` (image_size, heatmap_size)."""
 
+    supports_flip_test = True   # `heatmaps` / `predict` honour config.model.flip_test
+
     def __init__(self, config):
         super().__init__(config)
         m = config.model

@@ -264,6 +264,8 @@ def _root_init6d(num_joints: int) -> tuple:
 class DPoSE(Method):
     """The D-PoSE method. Reads `config.model`, `config.loss`, `config.data` (see configs/dpose.py)."""
 
+    supports_flip_test = True
+
     def __init__(self, config, body=None):
         super().__init__(config)
         from hmrjax import body as body_lib
@@ -273,6 +275,16 @@ class DPoSE(Method):
         self.num_pred = len(self.joint_to_part)
         self.part_labels = jnp.asarray(part_label_table(config.data.part_scheme))
         self.use_depth = bool(m.use_depth)
+        self.flip_test = bool(m.get("flip_test", False))
+        if self.flip_test:
+            from hmrjax.body import layouts
+            layout = str(config.data.get("pose_layout", "smpl24"))
+            perm = layouts.flip_permutation(layout)[:self.num_pred]
+            if perm.size != self.num_pred or perm.max() >= self.num_pred:
+                raise ValueError(f"D-PoSE: model.flip_test needs a left/right permutation of the {self.num_pred} "
+                                 f"predicted joints; config.data.pose_layout={layout!r} does not give one")
+            self.joint_flip = perm
+            self.part_flip = np.concatenate([[0], layouts.flip_permutation("smplx22") + 1])
         self.model = DPoSENet(backbone=m.backbone, joint_to_part=tuple(int(i) for i in self.joint_to_part),
                               num_betas=int(m.num_betas), use_depth=self.use_depth,
                               decoder_blocks=int(m.decoder_blocks),
@@ -317,6 +329,27 @@ class DPoSE(Method):
             return rotmat
         eye = jnp.broadcast_to(jnp.eye(3, dtype=rotmat.dtype), (rotmat.shape[0], extra, 3, 3))
         return jnp.concatenate([rotmat, eye], axis=1)
+
+    def _apply_eval(self, variables, batch):
+        """The network in inference mode; with `config.model.flip_test` averaged with its prediction on the
+        mirrored crop (CLIFF bbox x offset negated, as if the whole frame were mirrored), mapped back: joint
+        rotations by `rotations.mirror_rotations` then the chordal mean (`rotations.project_to_so3` of the
+        average), betas averaged, camera (s, -tx, ty), depth and part logits (left/right parts swapped)
+        mirrored back and averaged. The other outputs are the un-mirrored pass's."""
+        out = self.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+        if not self.flip_test:
+            return out
+        mirror = jnp.asarray([-1.0, 1.0, 1.0], jnp.float32)
+        f = self.model.apply(variables, batch["img"][:, :, ::-1], batch["cliff_bbox"] * mirror, train=False)
+        out = dict(out)
+        rot_f = rotations.mirror_rotations(f["rotmat"], self.joint_flip)
+        out["rotmat"] = rotations.project_to_so3(0.5 * (out["rotmat"] + rot_f))
+        out["betas"] = 0.5 * (out["betas"] + f["betas"])
+        out["cam"] = 0.5 * (out["cam"] + f["cam"] * jnp.asarray([1.0, -1.0, 1.0], jnp.float32))
+        if out.get("depth") is not None:
+            out["depth"] = 0.5 * (out["depth"] + f["depth"][:, :, ::-1])
+        out["part_logits"] = 0.5 * (out["part_logits"] + f["part_logits"][:, :, ::-1][..., self.part_flip])
+        return out
 
     def _forward_body(self, out, batch):
         """Posed body (no translation), CLIFF translation [B, 3] and projected COCO-17 pixels [B, 17, 2]."""
@@ -411,9 +444,10 @@ class DPoSE(Method):
     # ------------------------------------------------------------------------------------------ predict
     def predict(self, variables, batch, rng, num_samples=1):
         """Camera-frame mesh and joints (CLIFF translation added), pose matrices, betas, crop cam (s, tx, ty),
-        relative depth [B, S/4, S/4] (0.1..1 on the person, not metres) and part logits [B, S/4, S/4, 23]."""
+        relative depth [B, S/4, S/4] (0.1..1 on the person, not metres) and part logits [B, S/4, S/4, 23];
+        with `config.model.flip_test`, averaged with the mirrored crop's (`_apply_eval`)."""
         del rng
-        out = self.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+        out = self._apply_eval(variables, batch)
         body_out, transl, _ = self._forward_body(out, batch)
         rep = lambda x: jnp.repeat(x[:, None], num_samples, axis=1)
         return Prediction(vertices=rep(body_out.vertices + transl[:, None]),

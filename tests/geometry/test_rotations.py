@@ -272,6 +272,46 @@ def test_geodesic_distance_matches_scipy():
     assert np.isfinite(np.asarray(g)).all()
 
 
+def test_project_to_so3_is_the_chordal_mean_of_scipy():
+    """The projection of the mean matrix is the chordal L2 mean: scipy's Rotation.mean (quaternion eigenvector
+    method), for pairs (the flip test's case) and weighted sets of five."""
+    proj = jax.jit(rot.project_to_so3)
+    r1, r2 = Rotation.random(20, random_state=21), Rotation.random(20, random_state=22)
+    near = Rotation.from_rotvec(0.4 * np.random.default_rng(23).normal(size=(10, 3)))
+    r2 = Rotation.concatenate([r2[:10], r1[10:] * near])   # half far apart, half close
+    with jax.enable_x64(True):
+        got = np.asarray(proj(jnp.asarray(0.5 * (r1.as_matrix() + r2.as_matrix()))))
+        ref = np.stack([Rotation.concatenate([a, b]).mean().as_matrix() for a, b in zip(r1, r2)])
+        np.testing.assert_allclose(got, ref, atol=1e-9)
+        sets = Rotation.random(15, random_state=24)
+        w = np.random.default_rng(25).uniform(0.1, 1.0, (3, 5))
+        mats = sets.as_matrix().reshape(3, 5, 3, 3)
+        got = np.asarray(proj(jnp.asarray(np.einsum("gk,gkij->gij", w / w.sum(1, keepdims=True), mats))))
+        ref = np.stack([sets[5 * g:5 * g + 5].mean(weights=w[g]).as_matrix() for g in range(3)])
+        np.testing.assert_allclose(got, ref, atol=1e-9)
+        # rotations are fixed points; a reflection-containing input still gives det +1
+        np.testing.assert_allclose(np.asarray(proj(jnp.asarray(r1.as_matrix()))), r1.as_matrix(), atol=1e-12)
+        refl = np.asarray(proj(jnp.asarray(r1.as_matrix() * np.array([1.0, 1.0, -1.0]))))
+        np.testing.assert_allclose(np.linalg.det(refl), 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"`M` must have shape \[\.\.\., 3, 3\]"):
+        rot.project_to_so3(np.zeros((2, 3)))
+
+
+def test_mirror_rotations_matches_the_pipeline_pose_flip():
+    """mirror_rotations on matrices == data_pipelines.transforms.flip_pose on axis-angle (the flip augmentation),
+    and it is an involution."""
+    from data_pipelines import transforms
+    from hmrjax.body import layouts
+    perm = layouts.flip_permutation("smpl24")
+    pose = 0.8 * np.random.default_rng(26).normal(size=(3, 24, 3))
+    ref = np.stack([Rotation.from_rotvec(transforms.flip_pose(p, perm)).as_matrix() for p in pose])
+    with jax.enable_x64(True):
+        mats = jnp.asarray(Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(3, 24, 3, 3))
+        got = rot.mirror_rotations(mats, perm)
+        np.testing.assert_allclose(np.asarray(got), ref, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(rot.mirror_rotations(got, perm)), np.asarray(mats), atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- batching, jit, vmap
 def test_batched_shapes_jit_vmap_agree():
     aa = jnp.asarray(make_axis_angles(seed=16, n_random=11)[:24].reshape(4, 6, 3), jnp.float32)

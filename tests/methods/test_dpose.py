@@ -408,3 +408,51 @@ def test_keypoint_branch_heatmap_mode():
     del batch["heatmaps"]
     with pytest.raises(ValueError, match="data.heatmaps=True"):
         jax.eval_shape(method.loss, params, state, batch, jax.random.key(1))
+
+
+def test_flip_test_averages_with_the_mirrored_crop(tiny):
+    """model.flip_test: the prediction is the chordal mean of the rotations of the crop and those of the
+    mirrored crop (CLIFF x offset negated) mirrored back, checked against scipy's Rotation.mean of the two
+    single-pass predictions and `data_pipelines.transforms.flip_pose`; betas / camera / depth / part logits
+    likewise; and the flip-tested prediction of the mirrored crop is the mirror of the crop's."""
+    from scipy.spatial.transform import Rotation
+
+    from data_pipelines import transforms
+    cfg, method, batch, variables = tiny
+    noise = jax.random.split(jax.random.key(3), len(jax.tree_util.tree_leaves(variables["params"])))
+    leaves, tree = jax.tree_util.tree_flatten(variables["params"])   # heads start tiny: make outputs image-dependent
+    params = jax.tree_util.tree_unflatten(tree, [x + 0.05 * jax.random.normal(k, x.shape)
+                                                 for x, k in zip(leaves, noise)])
+    variables = {**variables, "params": params}
+    fcfg = _small_config()
+    fcfg.model.flip_test = True
+    flip_method = create(fcfg)
+    assert flip_method.supports_flip_test and flip_method.flip_test and not method.flip_test
+    mirrored = dict(batch, img=batch["img"][:, :, ::-1], cliff_bbox=batch["cliff_bbox"] * np.float32([-1, 1, 1]))
+    single = jax.jit(method.predict, static_argnums=3)
+    flipped = jax.jit(flip_method.predict, static_argnums=3)
+    a, b, f = single(variables, batch, None, 1), single(variables, mirrored, None, 1), flipped(variables, batch, None, 1)
+
+    perm = layouts.flip_permutation("smpl24")
+    ra = np.asarray(a.pose[:, 0], np.float64)
+    rb = np.asarray(b.pose[:, 0], np.float64)
+    expected = np.empty_like(ra)
+    for i in range(ra.shape[0]):
+        back = Rotation.from_rotvec(transforms.flip_pose(Rotation.from_matrix(rb[i]).as_rotvec(), perm))
+        for j in range(ra.shape[1]):
+            expected[i, j] = Rotation.concatenate([Rotation.from_matrix(ra[i, j]), back[j]]).mean().as_matrix()
+    assert np.abs(ra - expected).max() > 1e-3   # the mirrored pass changes the answer
+    np.testing.assert_allclose(np.asarray(f.pose[:, 0]), expected, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(f.betas), 0.5 * (np.asarray(a.betas) + np.asarray(b.betas)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(f.cam), 0.5 * (np.asarray(a.cam) + np.asarray(b.cam) * [1, -1, 1]),
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(f.depth), 0.5 * (np.asarray(a.depth) + np.asarray(b.depth)[:, :, ::-1]),
+                               atol=1e-6)
+    part_perm = np.concatenate([[0], layouts.flip_permutation("smplx22") + 1])
+    seg_b = np.asarray(b.part_seg)[:, :, ::-1][..., part_perm]
+    np.testing.assert_allclose(np.asarray(f.part_seg), 0.5 * (np.asarray(a.part_seg) + seg_b), atol=1e-5)
+    # equivariance of the flip-tested prediction
+    fm = flipped(variables, mirrored, None, 1)
+    np.testing.assert_allclose(np.asarray(rotations.mirror_rotations(fm.pose[:, 0], perm)),
+                               np.asarray(f.pose[:, 0]), atol=2e-5)
+    np.testing.assert_allclose(np.asarray(fm.cam) * [1, -1, 1], np.asarray(f.cam), atol=1e-6)
