@@ -433,11 +433,14 @@ def test_cli_eval_on_another_dataset(run, tmp_path):
     assert json.loads((workdir / "config.json").read_text())["data"]["name"] == "synthetic_humans/eval_test"
 
 
-def test_flip_test_is_refused_for_a_method_without_one(run):
-    """`hmrjax eval --flip-test` on a run whose method has no test-time flip fails naming the method, and
-    writes nothing."""
+def test_flip_test_is_refused_for_a_method_without_one(run, capsys):
+    """`hmrjax eval --flip-test` on a run whose method has no test-time flip fails naming the method and the
+    run, and writes nothing."""
     from hmrjax import cli
     workdir, _ = run
     with pytest.raises(ValueError, match="method 'test_oracle' .* has no test-time flip"):
-        cli.main(["eval", "--workdir", str(workdir), "--split", "test", "--flip-test"])
+        ev.evaluate_workdir(workdir, "test", flip_test=True)
+    assert cli.main(["eval", "--workdir", str(workdir), "--split", "test", "--flip-test"]) == 2
+    err = capsys.readouterr().err
+    assert "has no test-time flip" in err and str(workdir) in err
     assert not (workdir / "eval" / "test_flip").exists()
