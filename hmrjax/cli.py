@@ -90,16 +90,17 @@ def _cmd_weights_export(args):
 
 
 def _cmd_eval(args):
-    from hmrjax.evaluate import evaluate_workdir, load_config
+    from hmrjax.evaluate import evaluate_workdir, flip_suffix, load_config
 
-    if load_config(args.workdir).get("method") == "detector2d":     # a 2D detector: PCK / confidences
+    config = load_config(args.workdir)
+    if config.get("method") == "detector2d":     # a 2D detector: PCK / confidences
         from hmrjax.methods.detector2d import evaluate_detector
         if args.data or args.data_dir:
             raise SystemExit("hmrjax eval: --data / --data-dir are not supported for detector2d runs yet")
         result = evaluate_detector(args.workdir, args.split, max_examples=args.max_examples, step=args.step,
                                    flip_test=args.flip_test)
         print(json.dumps(result, indent=2, default=float))
-        suffix = "" if args.flip_test is None else ("_flip" if args.flip_test else "_noflip")
+        suffix = flip_suffix(args.flip_test, config.model.get("flip_test", False))
         print(f"wrote {args.workdir}/eval_{args.split}{suffix}.json")
         return
     result = evaluate_workdir(args.workdir, args.split, max_examples=args.max_examples,
@@ -184,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "synthetic_humans/small:1.0.0)")
     p.add_argument("--data-dir", default=None, help="its tfds data dir (default: the run's config.data.data_dir)")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
-                   help="override the run's config.model.flip_test (average with the mirrored crop); the output "
-                        "goes to eval/<split>_flip (or _noflip)")
+                   help="override the run's config.model.flip_test (average with the mirrored crop); when that "
+                        "changes it, the output goes to eval/<split>_flip (or _noflip)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="predict a mesh for one image with a trained workdir")

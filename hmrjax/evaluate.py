@@ -532,6 +532,14 @@ def make_evaluate_fn(config, split: Optional[str] = None, *, max_examples: Optio
     return evaluate_fn
 
 
+def flip_suffix(flip_test: Optional[bool], run_default: bool) -> str:
+    """Name suffix of an evaluation output whose test-time flip `flip_test` (None: the run's) may override the
+    run's `config.model.flip_test` (`run_default`): '' unless it differs, then '_flip' / '_noflip'."""
+    if flip_test is None or bool(flip_test) == bool(run_default):
+        return ""
+    return "_flip" if flip_test else "_noflip"
+
+
 def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int] = None,
                      num_samples: Optional[int] = None, out=None, step: Optional[int] = None,
                      batches: Optional[Iterable] = None, baseline="train", num_grid: int = 4,
@@ -539,7 +547,7 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
                      data_dir: Optional[str] = None, flip_test: Optional[bool] = None) -> dict:
     """Evaluates a training run's newest (or `step`) checkpoint on `split`; writes metrics.json and
     predictions.png to `out` (default `<workdir>/eval/<split>`, `<split>_flip` / `_noflip` when `flip_test`
-    overrides the run's `config.model.flip_test`; methods without a test-time flip refuse it).
+    differs from the run's `config.model.flip_test`, `flip_suffix`; methods without a test-time flip refuse it).
 
     data_name / data_dir: evaluate on another dataset (or release, "synthetic_humans/small:1.0.0") than the
     run's `config.data` (the mean-pose baseline then also comes from that dataset's train split).
@@ -554,6 +562,7 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
         config.data.name = str(data_name)
     if data_dir is not None:
         config.data.data_dir = str(data_dir)
+    suffix = flip_suffix(flip_test, config.model.get("flip_test", False))
     if flip_test is not None:
         config.model.flip_test = bool(flip_test)
     from hmrjax import methods
@@ -587,7 +596,6 @@ def evaluate_workdir(workdir, split: str = "test", *, max_examples: Optional[int
     result.update(step=step, split=split, num_samples=opts["num_samples"], root=list(opts["root"]),
                   pck_threshold=opts["pck_threshold"], method=str(config.method),
                   flip_test=bool(config.model.get("flip_test", False)))
-    suffix = "" if flip_test is None else ("_flip" if flip_test else "_noflip")
     out = pathlib.Path(out) if out is not None else pathlib.Path(workdir) / "eval" / (split + suffix)
     paths = {}
     if jax.process_index() == 0:

@@ -218,8 +218,10 @@ def test_config_variants_and_bad_sizes():
         m.init(jax.random.key(0), {"img": np.zeros((1, 64, 64, 3), np.float32)})
 
 
-def test_train_then_hmrjax_eval(tmp_path):
-    """2 training steps on a 64x64 synthetic build; `hmrjax eval` writes eval_<split>.json via evaluate_detector."""
+def test_train_then_hmrjax_eval(tmp_path, capsys):
+    """2 training steps on a 64x64 synthetic build; `hmrjax eval` writes eval_<split>.json via evaluate_detector,
+    and `--flip-test` / `--no-flip-test` write eval_<split>_flip / _noflip.json when they change the run's
+    setting (the file the CLI reports)."""
     from data_pipelines.synthetic import builder
     from hmrjax import cli
     from hmrjax.train import trainer
@@ -239,3 +241,10 @@ def test_train_then_hmrjax_eval(tmp_path):
     assert 0.0 <= saved["pck_visible"] <= 1.0 and saved["err_px_all"] > 0
     limited = detector2d.evaluate_detector(workdir, "test", max_examples=3)
     assert limited["count"] == 3
+    capsys.readouterr()
+    for flag, flip in (("--flip-test", True), ("--no-flip-test", False)):
+        assert cli.main(["eval", "--workdir", str(workdir), "--split", "test", "--max-examples", "2", flag]) == 0
+        name = "eval_test.json" if flip == cfg.model.flip_test else f"eval_test_{'flip' if flip else 'noflip'}.json"
+        assert f"wrote {workdir}/{name}" in capsys.readouterr().out
+        saved = json.loads((workdir / name).read_text())
+        assert saved["flip_test"] is flip and saved["count"] == 2

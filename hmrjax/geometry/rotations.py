@@ -362,8 +362,7 @@ def project_to_so3(M):
     """
     M = _as_float(M, "M", (3, 3))
     U, _, Vt = jnp.linalg.svd(M)
-    d = jnp.sign(jnp.linalg.det(U @ Vt))
-    d = jnp.where(d == 0, 1.0, d)
+    d = jnp.sign(jnp.linalg.det(U @ Vt))   # +-1: U and V are orthogonal
     U = U.at[..., :, 2].multiply(d[..., None])
     return U @ Vt
 

@@ -250,7 +250,7 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
     import numpy as np
 
     from hmrjax import fileio, methods
-    from hmrjax.evaluate import load_config, restore_variables
+    from hmrjax.evaluate import flip_suffix, load_config, restore_variables
     config = load_config(workdir)
     if config.method != "detector2d":
         raise ValueError(f"evaluate_detector: {workdir} is a {config.method!r} run, not detector2d")
@@ -259,8 +259,8 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
     if batches is None:
         import data_pipelines
         batches = data_pipelines.build_eval_dataset(config, split)
-    default_flip = bool(config.model.get("flip_test", False))
-    flip_test = default_flip if flip_test is None else bool(flip_test)
+    suffix = flip_suffix(flip_test, config.model.get("flip_test", False))
+    flip_test = bool(config.model.get("flip_test", False)) if flip_test is None else bool(flip_test)
     detect = jax.jit(lambda v, x: method.detect(v, x, flip_test))
     sums, seen = {}, 0
     for batch in batches:
@@ -281,6 +281,5 @@ def evaluate_detector(workdir, split: str = "test", max_examples=None, *, step=N
     result = {k: (t / n if n else float("nan")) for k, (t, n) in sums.items()}
     result.update(counts={k: n for k, (_, n) in sums.items()}, count=seen, step=int(step), split=split,
                   threshold=float(threshold), flip_test=flip_test, method="detector2d")
-    suffix = "" if flip_test == default_flip else ("_flip" if flip_test else "_noflip")
     fileio.write_json(pathlib.Path(workdir) / f"eval_{split}{suffix}.json", result)
     return result
