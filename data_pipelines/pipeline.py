@@ -87,6 +87,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.heatmaps = False              # emit Gaussian keypoint heatmaps
     c.heatmap_size = 56
     c.heatmap_sigma = 2.0           # heatmap px
+    # which keypoints get a Gaussian: 'visible' (depth-tested visible and inside the crop; the rest a zero map)
+    # or 'in_crop' (every keypoint inside the crop, occluded ones at their true position: amodal targets, as
+    # COCO's labelled-but-occluded keypoints (v=1) are trained in mmpose). 'in_crop' needs the true positions
+    # of occluded keypoints, which synthetic data has; real data with unlabelled keypoints must keep 'visible'.
+    c.heatmap_keypoints = "visible"
     c.antialias = True              # box-reduce the source before strong downscaling
     c.warp_engine = "auto"          # pil | cv2 | auto (cv2 when opencv-python-headless is installed: ~8x faster)
     c.mean = IMAGENET_MEAN
@@ -244,7 +249,14 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
 
     if cfg.heatmaps:
         hs = int(cfg.heatmap_size)
-        out["heatmaps"] = heatmaps_lib.gaussian_heatmaps(out["keypoints2d"], (hs, hs), float(cfg.heatmap_sigma))
+        mode = cfg.get("heatmap_keypoints", "visible")
+        if mode == "visible":
+            hm_kp = out["keypoints2d"]
+        elif mode == "in_crop":
+            hm_kp = np.concatenate([kp_crop, (inside * float(ex["has_keypoints2d"]))[:, None]], axis=1)
+        else:
+            raise ValueError(f"config.data.heatmap_keypoints={mode!r}: expected 'visible' or 'in_crop'")
+        out["heatmaps"] = heatmaps_lib.gaussian_heatmaps(hm_kp, (hs, hs), float(cfg.heatmap_sigma))
     if cfg.num_heatmap_samples:
         samples = ex["heatmap_samples"][kp_perm]
         out["heatmap_samples"] = _crop_labels(tf.apply_affine(frame, samples), crop, size).astype(np.float32)

@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("synth", help="build the synthetic_humans dataset (tfds, ArrayRecord)")
-    p.add_argument("--config", default="tiny", help="tiny | small | large")
+    p.add_argument("--config", default="tiny", help="tiny | small | medium | large")
     p.add_argument("--data-dir", required=True, help="tfds data folder")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     p.add_argument("--rebuild", action="store_true",
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("heatmaps", help="run a trained 2D detector over a dataset; store heatmap samples beside it")
     p.add_argument("--detector-workdir", required=True, help="a detector2d training workdir")
     p.add_argument("--data-dir", required=True, help="tfds data folder of the dataset")
-    p.add_argument("--config", default="small", help="synthetic_humans config (tiny | small | large); '' to use "
+    p.add_argument("--config", default="small", help="synthetic_humans config (tiny | small | medium | large); '' to use "
                                                      "--dataset")
     p.add_argument("--dataset", default=None, help="tfds name when --config ''")
     p.add_argument("--splits", nargs="+", default=None,

@@ -7,6 +7,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 
 import facing_from_detector  # noqa: E402
+import lift_probe  # noqa: E402
 import pose_family_oracle  # noqa: E402
 import spread_by_joint  # noqa: E402
 
@@ -124,3 +125,28 @@ def test_pose_family_oracle():
     # a family without a mean gives NaN, not an error
     _, f2 = pose_family_oracle.oracle_errors(forward, rot, betas, fam, {0: means[0]}, glob)
     assert np.all(np.isnan(f2[5:])) and np.all(f2[:5] < 1e-3)
+
+
+def test_lift_probe_corruptions_against_loops():
+    """hide_invisible zeroes exactly the invisible keypoints' (x, y); swap_left_right relabels the chosen rows'
+    keypoints (coordinates and flags) through the COCO-17 left/right pairs and leaves the others alone."""
+    from hmrjax.body import layouts
+    kp = RNG.uniform(-300, 300, (40, 17, 3))
+    kp[..., 2] = RNG.random((40, 17)) < 0.6
+    x = lift_probe.keypoint_inputs(kp, RNG.uniform(-10, 10, (40, 2)), RNG.uniform(80, 120, 40))
+    hidden = lift_probe.hide_invisible(x)
+    for n in range(40):
+        for k in range(17):
+            want = x[n, 2 * k:2 * k + 2] if kp[n, k, 2] else np.zeros(2)
+            np.testing.assert_array_equal(hidden[n, 2 * k:2 * k + 2], want)
+    np.testing.assert_array_equal(hidden[:, 34:], x[:, 34:])
+    names = list(layouts.COCO17.joint_names)
+    partner = [names.index(j.replace("left", "right")) if "left" in j else
+               names.index(j.replace("right", "left")) if "right" in j else i for i, j in enumerate(names)]
+    swapped, rows = lift_probe.swap_left_right(x, 0.5, np.random.default_rng(0))
+    assert 5 < rows.sum() < 35
+    for n in range(40):
+        for k in range(17):
+            src = partner[k] if rows[n] else k
+            np.testing.assert_array_equal(swapped[n, 2 * k:2 * k + 2], x[n, 2 * src:2 * src + 2])
+            assert swapped[n, 34 + k] == x[n, 34 + src]

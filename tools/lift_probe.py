@@ -11,8 +11,13 @@ on small 1.1.0 `test`; `pose_family_oracle.py`). A diagnostic for D-PoSE's learn
 `configs/detector2d.py` run): its argmax keypoints on the un-augmented crops of each split (the evaluation
 pipeline; no flip test, as D-PoSE's keypoint branch), in the same box-normalised frame, with the heatmap
 maxima in place of the visibility flags. `--batch` sets the batch (256; D-PoSE's tiny runs use 16).
+Two corruptions of the ground truth ask what an image-based 2D stage can give at best:
+`--hide-invisible` zeroes the coordinates of the keypoints the ground truth marks invisible (a perfect detector
+of what is visible, which knows what it cannot see); `--swap-frac F` swaps the left / right labels of all
+keypoints in a fraction F of the images (train and test: a detector that mistakes which way the person faces).
 
-    python tools/lift_probe.py --data-dir DATA --steps 3000 [--noise-px 8] [--detector RUN] [--out lift.json]
+    python tools/lift_probe.py --data-dir DATA --steps 3000 [--noise-px 8] [--hide-invisible] [--swap-frac F]
+                               [--detector RUN] [--out lift.json]
 """
 import argparse
 import pathlib
@@ -30,6 +35,29 @@ def keypoint_inputs(keypoints2d, bbox_center, bbox_scale):
     side = np.asarray(bbox_scale, np.float64)[:, None, None]
     xy = (kp[..., :2] - np.asarray(bbox_center, np.float64)[:, None]) / side
     return np.concatenate([xy.reshape(len(kp), -1), kp[..., 2]], -1).astype(np.float32)
+
+
+def hide_invisible(x):
+    """Inputs [N, 51] of `keypoint_inputs` -> the same with the coordinates of invisible keypoints zeroed."""
+    x = np.array(x, np.float32, copy=True)
+    xy = x[:, :34].reshape(len(x), 17, 2)
+    xy *= (x[:, 34:] > 0)[..., None]
+    x[:, :34] = xy.reshape(len(x), 34)
+    return x
+
+
+def swap_left_right(x, frac, rng):
+    """Inputs [N, 51] -> (inputs with all keypoint labels of a random `frac` of the rows swapped left <-> right
+    (coordinates and flags; the positions in the image stay), which rows [N] bool)."""
+    from hmrjax.body import layouts
+    perm = layouts.flip_permutation(layouts.COCO17)
+    x = np.array(x, np.float32, copy=True)
+    rows = rng.random(len(x)) < frac
+    xy = x[:, :34].reshape(len(x), 17, 2)
+    xy[rows] = xy[rows][:, perm]
+    x[:, :34] = xy.reshape(len(x), 34)
+    x[rows, 34:] = x[rows, 34:][:, perm]
+    return x, rows
 
 
 def _load(name, split, data_dir):
@@ -81,6 +109,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--detector", default="", help="a detector2d run: its keypoints instead of the ground truth")
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--hide-invisible", action="store_true", help="zero the invisible keypoints' coordinates")
+    ap.add_argument("--swap-frac", type=float, default=0.0, help="fraction of images with left/right swapped")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
     import flax.linen as nn
@@ -99,6 +129,12 @@ def main(argv=None):
     xtr, rtr, btr = load("train")
     xte, rte, bte = load("test")
     rng = np.random.default_rng(args.seed)
+    if args.hide_invisible:
+        xtr, xte = hide_invisible(xtr), hide_invisible(xte)
+    swapped = np.zeros(len(xte), bool)
+    if args.swap_frac:
+        xtr, _ = swap_left_right(xtr, args.swap_frac, rng)
+        xte, swapped = swap_left_right(xte, args.swap_frac, rng)
     sigma = args.noise_px / 128.0
     if sigma:
         xte = xte.copy()
@@ -146,12 +182,17 @@ def main(argv=None):
                                 for k in range(0, len(xte), 250)])
             curve.append({"step": i + 1, "loss": float(val), "test_pa_mpjpe": float(e.mean()),
                           "seconds": time.time() - t0})
+            if swapped.any():
+                curve[-1].update(test_pa_mpjpe_swapped=float(e[swapped].mean()),
+                                 test_pa_mpjpe_unswapped=float(e[~swapped].mean()))
             print(f"step {i + 1:>5}  loss {float(val):.4f}  test PA-MPJPE {e.mean():6.1f} mm  "
-                  f"{time.time() - t0:5.0f} s", flush=True)
+                  + (f"(swapped {e[swapped].mean():6.1f}, others {e[~swapped].mean():6.1f})  "
+                     if swapped.any() else "") + f"{time.time() - t0:5.0f} s", flush=True)
     if args.out:
         from hmrjax.fileio import write_json
         write_json(args.out, {"data": args.data, "noise_px_at_128": args.noise_px, "steps": args.steps,
-                              "batch": args.batch, "detector": args.detector, "curve": curve}, indent=1)
+                              "batch": args.batch, "detector": args.detector, "hide_invisible": args.hide_invisible,
+                              "swap_frac": args.swap_frac, "curve": curve}, indent=1)
         print("wrote", args.out)
 
 

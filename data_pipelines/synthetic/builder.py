@@ -1,6 +1,6 @@
 """The tfds dataset `synthetic_humans` (ArrayRecord, no TensorFlow): configs, features, and the parallel build.
 
-Owns `CONFIGS` (tiny / small / large), `features(config)`, the tfds builder class `SyntheticHumans`
+Owns `CONFIGS` (tiny / small / medium / large), `features(config)`, the tfds builder class `SyntheticHumans`
 (registered as `synthetic_humans`; its `_generate_examples` is the plain serial tfds path) and `build`, the
 parallel, resumable build that `hmrjax data synth` runs:
 
@@ -98,6 +98,11 @@ CONFIGS = {
     "small": SynthConfig("small", (256, 256), (("train", 10000), ("validation", 500), ("test", 1000),
                                                ("test_occluded", 500), ("test_ood", 500)), examples_per_shard=250,
                          description="12.5k examples at 256x256"),
+    # small's distribution with 4x the training images; the same seed, so its evaluation splits are small's
+    # (example i of split s is render_example(seed, s, i)) and small's 10k training images are its first 10k
+    "medium": SynthConfig("medium", (256, 256), (("train", 40000), ("validation", 500), ("test", 1000),
+                                                 ("test_occluded", 500), ("test_ood", 500)), examples_per_shard=250,
+                          description="42.5k examples at 256x256 (small's evaluation splits, 4x its training set)"),
     "large": SynthConfig("large", (320, 320), (("train", 100000), ("validation", 2000), ("test", 5000),
                                                ("test_occluded", 2000), ("test_ood", 2000)), examples_per_shard=500,
                          description="111k examples at 320x320"),
@@ -337,7 +342,7 @@ def _write_metadata(cfg: SynthConfig, data_dir, work: pathlib.Path, tasks):
 
 
 class SyntheticHumans(tfds.core.GeneratorBasedBuilder):
-    """tfds builder `synthetic_humans` (configs tiny / small / large; see `CONFIGS`).
+    """tfds builder `synthetic_humans` (configs tiny / small / medium / large; see `CONFIGS`).
 
     `tfds.builder("synthetic_humans/tiny", data_dir=D, file_format="array_record").download_and_prepare()`
     renders serially through tfds's own writer; `build(...)` is the parallel, resumable way to the same files.

@@ -238,3 +238,15 @@ def test_earlier_release_is_read_from_its_folder_and_never_rendered(tmp_path):
     src = data_pipelines.open_source(f"synthetic_humans/{MINI.name}:{old}", "train", os.fspath(tmp_path / "a"))
     assert len(src) == 6 and int(src[5]["index"]) == 5
     assert not current.exists()                                   # reading the old release built nothing new
+
+
+def test_medium_shares_small_evaluation_splits_and_has_four_times_its_training_set():
+    """Example i of split s is render_example(seed, s, i, image_size, body) (tested in test_synthetic), so equal
+    seed, size, body and evaluation-split sizes make medium's evaluation splits exactly small's; and small's
+    training images are medium's first 10k."""
+    small, medium = builder.CONFIGS["small"], builder.CONFIGS["medium"]
+    assert (medium.seed, medium.image_size, medium.body, medium.num_betas) == \
+        (small.seed, small.image_size, small.body, small.num_betas)
+    s, m = dict(small.splits), dict(medium.splits)
+    assert {k: v for k, v in m.items() if k != "train"} == {k: v for k, v in s.items() if k != "train"}
+    assert m["train"] == 4 * s["train"]

@@ -215,3 +215,43 @@ def test_heatmap_pose_follows_the_keypoints_through_flip_and_roll(flip):
         np.testing.assert_allclose(out["heatmap_pose"][:, 2], out["heatmap_conf"])
         perm = pipeline.flip_tables(cfg)["keypoints"] if flip else np.arange(17)
         np.testing.assert_allclose(out["heatmap_conf"], conf[perm])
+
+
+def _gaussian_reference(xy_norm, size, sigma):
+    """float64 Gaussian on an [size, size] grid of pixel centres, xy in crop-normalised [-1, 1] units."""
+    px = (np.asarray(xy_norm, np.float64) + 1.0) * 0.5 * size - 0.5
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    return np.exp(-((xx - px[0]) ** 2 + (yy - px[1]) ** 2) / (2.0 * sigma ** 2))
+
+
+@pytest.mark.parametrize("mode", ["visible", "in_crop"])
+def test_heatmap_targets_for_occluded_keypoints(mode):
+    """'visible': a Gaussian only at keypoints that are visible and inside the crop; 'in_crop' (amodal): also at
+    the occluded keypoints inside the crop, at their true position; keypoints outside the crop get a zero map in
+    both. Checked against a float64 Gaussian at the crop-frame keypoints the pipeline emits."""
+    ex = fx.make_example(3)
+    ex["keypoints2d"][::3, 2] = 0.0                      # occlude every third keypoint
+    ex["keypoints2d"][1, :2] = (-500.0, -500.0)          # and put one far outside any crop
+    cfg = fx.test_config(heatmaps=True, heatmap_size=16, heatmap_sigma=2.0, heatmap_keypoints=mode).data
+    cfg.augment.enabled = False
+    ex = schema.complete_example(schema.validate_example(ex, 0), num_joints=24, num_betas=10,
+                                 num_samples=cfg.num_heatmap_samples)
+    out = pipeline.prepare_example(ex, np.random.default_rng(0), cfg, train=False)
+    kp = out["keypoints2d"]
+    inside = np.all(np.abs(kp[:, :2]) <= 1.0, axis=1)
+    occluded_inside = inside & (ex["keypoints2d"][:, 2] == 0)
+    assert occluded_inside.sum() >= 2 and not inside[1]
+    for k in range(17):
+        on = inside[k] and (mode == "in_crop" or kp[k, 2] > 0)
+        ref = _gaussian_reference(kp[k, :2], 16, 2.0) if on else np.zeros((16, 16))
+        np.testing.assert_allclose(out["heatmaps"][k], ref, atol=1e-6, err_msg=f"{mode} keypoint {k}")
+    assert np.all(out["keypoints2d"][occluded_inside, 2] == 0)   # visibility flags unchanged by the mode
+
+
+def test_heatmap_keypoints_mode_is_checked():
+    ex = fx.make_example(0)
+    cfg = fx.test_config(heatmaps=True, heatmap_keypoints="all").data
+    ex = schema.complete_example(schema.validate_example(ex, 0), num_joints=24, num_betas=10,
+                                 num_samples=cfg.num_heatmap_samples)
+    with pytest.raises(ValueError, match=r"config.data.heatmap_keypoints='all'"):
+        pipeline.prepare_example(ex, np.random.default_rng(0), cfg, train=False)
