@@ -40,9 +40,7 @@ def keypoint_inputs(keypoints2d, bbox_center, bbox_scale):
 def hide_invisible(x):
     """Inputs [N, 51] of `keypoint_inputs` -> the same with the coordinates of invisible keypoints zeroed."""
     x = np.array(x, np.float32, copy=True)
-    xy = x[:, :34].reshape(len(x), 17, 2)
-    xy *= (x[:, 34:] > 0)[..., None]
-    x[:, :34] = xy.reshape(len(x), 34)
+    x[:, :34] *= np.repeat(x[:, 34:] > 0, 2, axis=1)
     return x
 
 
@@ -51,12 +49,10 @@ def swap_left_right(x, frac, rng):
     (coordinates and flags; the positions in the image stay), which rows [N] bool)."""
     from hmrjax.body import layouts
     perm = layouts.flip_permutation(layouts.COCO17)
+    cols = np.concatenate([np.stack([2 * perm, 2 * perm + 1], -1).reshape(-1), 34 + perm])   # (x, y)s, then flags
     x = np.array(x, np.float32, copy=True)
     rows = rng.random(len(x)) < frac
-    xy = x[:, :34].reshape(len(x), 17, 2)
-    xy[rows] = xy[rows][:, perm]
-    x[:, :34] = xy.reshape(len(x), 34)
-    x[rows, 34:] = x[rows, 34:][:, perm]
+    x[rows] = x[rows][:, cols]
     return x, rows
 
 
