@@ -82,6 +82,14 @@ def get_config(arg=None):
         # head_conv_0,head_bn_0,final_layer`, then --config.init.more=keypoint_branch=FILE). False: soft-argmax
         # of logit maps trained by an L1 on the coordinates.
         keypoint_heatmaps=False,
+        # hmrjax options, not in the paper (need keypoint_lifter > 0). lifter_pose: the lifter also predicts the
+        # 24 rotations (a linear head `pose_out`), used in place of the mean pose as every joint's starting
+        # estimate, which the MultiLinear regressors refine. lifter_frozen: its outputs get no gradient, to keep a
+        # lifter pretrained by tools/pretrain_lifter.py (--config.init.more=keypoint_lifter=FILE; there trained on
+        # the training split's ground-truth keypoints with a 2D detector's errors on the validation split added)
+        # as it is. Motive: at D-PoSE's sample budget the lifter sees ~54k keypoint sets, the pretraining ~770k.
+        lifter_pose=False,
+        lifter_frozen=False,
         # Evaluation / predict only, not in the paper (the paper reports single-pass results): average with the
         # prediction on the mirrored crop (DPoSE._apply_eval; `hmrjax eval --flip-test` sets it for one eval).
         flip_test=False,

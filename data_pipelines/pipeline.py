@@ -55,7 +55,7 @@ from data_pipelines import heatmaps as heatmaps_lib
 from data_pipelines import schema
 from data_pipelines import transforms as tf
 
-__all__ = ["default_config", "BadRecordError", "prepare_example", "flip_tables", "blank_example", "load_record",
+__all__ = ["default_config", "BadRecordError", "prepare_example", "geometric_labels", "flip_tables", "blank_example", "load_record",
            "make_train_dataset",
            "make_train_iterator", "make_eval_dataset", "make_eval_iterator", "build_train_dataset",
            "open_tfds_source", "num_skipped"]
@@ -169,6 +169,32 @@ def _crop_labels(points_px, m, size):
     return (uv + 0.5) * (2.0 / size) - 1.0
 
 
+def geometric_labels(ex: dict, geo, size: int, tables: dict | None = None) -> dict:
+    """The labels of `prepare_example` that need no pixels, for one `transforms.Geometry`: 'keypoints2d'
+    [17, 3] (crop-normalised x, y in [-1, 1] of a `size`-px crop, visibility zeroed outside the crop),
+    'keypoints2d_full' [17, 3] (augmented full px), 'pose' [J, 3] (mirrored with left/right swapped, root
+    rolled), 'bbox_center' [2], 'bbox_scale' (the crop side), 'frame_transform' and 'crop_transform' [2, 3].
+    ex needs keypoints2d, bbox_center, bbox_scale, princpt, focal_length, pose and has_pose; `tables`
+    (`flip_tables`) is needed when geo.flip. A label-only pass (e.g. a lifting network trained on the
+    keypoints of the training split, augmented as the pipeline does) gets exactly the pipeline's labels."""
+    if geo.flip and tables is None:
+        raise ValueError("geometric_labels: a flipped geometry needs the left/right tables (flip_tables(cfg))")
+    frame = tf.frame_transform(geo.rot_deg, geo.flip, ex["princpt"], ex["focal_length"])
+    side = float(ex["bbox_scale"]) * geo.scale
+    center = tf.apply_affine(frame, ex["bbox_center"]) + side * np.asarray(geo.shift)
+    crop = tf.crop_transform(center, side, size)
+    kp = ex["keypoints2d"][tables["keypoints"]] if geo.flip else ex["keypoints2d"]
+    kp_full = np.concatenate([tf.apply_affine(frame, kp[:, :2]), kp[:, 2:3]], axis=1)
+    kp_crop = _crop_labels(kp_full[:, :2], crop, size)
+    inside = np.all(np.abs(kp_crop) <= 1.0, axis=1)
+    pose = tf.flip_pose(ex["pose"], tables["joints"]) if geo.flip else ex["pose"]
+    return {"keypoints2d": np.concatenate([kp_crop, (kp[:, 2] * inside)[:, None]], axis=1).astype(np.float32),
+            "keypoints2d_full": kp_full.astype(np.float32),
+            "pose": (tf.rotate_pose(pose, geo.rot_deg) if ex["has_pose"] else pose).astype(np.float32),
+            "bbox_center": np.asarray(center, np.float32), "bbox_scale": np.float32(side),
+            "frame_transform": frame, "crop_transform": crop}
+
+
 def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool = True,
                     tables: dict | None = None) -> dict:
     """One completed example -> model inputs (see the module docstring for the fields).
@@ -183,13 +209,13 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     size = int(cfg.image_size)
     dense = int(cfg.dense_size) or size
     geo = tf.sample_geometry(rng, cfg.geometry) if train and cfg.geometry.enabled else tf.Geometry()
-    frame = tf.frame_transform(geo.rot_deg, geo.flip, ex["princpt"], ex["focal_length"])
-    side = float(ex["bbox_scale"]) * geo.scale
-    center = tf.apply_affine(frame, ex["bbox_center"]) + side * np.asarray(geo.shift)
-    crop = tf.crop_transform(center, side, size)
+    if geo.flip and tables is None:
+        tables = flip_tables(cfg)
+    out = geometric_labels(ex, geo, size, tables)
+    frame, crop = out.pop("frame_transform"), out.pop("crop_transform")
+    center, side = out["bbox_center"], float(out["bbox_scale"])
     full_to_crop = tf.compose(crop, frame)
 
-    out = {}
     engine = cfg.warp_engine
     img = tf.warp_image(ex["image"], full_to_crop, size, antialias=cfg.antialias, engine=engine)
     if train and cfg.augment.enabled:
@@ -198,26 +224,12 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
     std = np.asarray(cfg.std, np.float32) * 255.0
     out["img"] = (img.astype(np.float32) - mean) / std
 
-    if geo.flip and tables is None:
-        tables = flip_tables(cfg)
-    kp_perm = tables["keypoints"] if geo.flip else np.arange(schema.NUM_KEYPOINTS)
-    kp = ex["keypoints2d"][kp_perm]
-    kp_full = np.concatenate([tf.apply_affine(frame, kp[:, :2]), kp[:, 2:3]], axis=1)
-    kp_crop = _crop_labels(kp_full[:, :2], crop, size)
-    inside = np.all(np.abs(kp_crop) <= 1.0, axis=1)
-    out["keypoints2d"] = np.concatenate([kp_crop, (kp[:, 2] * inside)[:, None]], axis=1).astype(np.float32)
-    out["keypoints2d_full"] = kp_full.astype(np.float32)
-
     joint_perm = tables["joints"] if geo.flip else np.arange(cfg.num_joints)
-    pose = tf.flip_pose(ex["pose"], joint_perm) if geo.flip else ex["pose"]
-    out["pose"] = (tf.rotate_pose(pose, geo.rot_deg) if ex["has_pose"] else pose).astype(np.float32)
     out["betas"] = ex["betas"].astype(np.float32)
     j3d, transl, transl_ok = tf.transform_3d(ex["joints3d"], ex["transl"], geo.rot_deg, geo.flip, joint_perm,
                                              has_joints3d=bool(ex["has_joints3d"]))
     out["joints3d"], out["transl"] = j3d, transl
 
-    out["bbox_center"] = center.astype(np.float32)
-    out["bbox_scale"] = np.float32(side)
     out["focal_length"] = ex["focal_length"]
     out["image_size"] = ex["image_size"]
     out["princpt"] = ex["princpt"]
@@ -253,11 +265,14 @@ def prepare_example(ex: dict, rng: np.random.Generator | None, cfg, train: bool 
         if mode == "visible":
             hm_kp = out["keypoints2d"]
         elif mode == "in_crop":
+            kp_crop = out["keypoints2d"][:, :2]
+            inside = np.all(np.abs(kp_crop) <= 1.0, axis=1)
             hm_kp = np.concatenate([kp_crop, (inside * float(ex["has_keypoints2d"]))[:, None]], axis=1)
         else:
             raise ValueError(f"config.data.heatmap_keypoints={mode!r}: expected 'visible' or 'in_crop'")
         out["heatmaps"] = heatmaps_lib.gaussian_heatmaps(hm_kp, (hs, hs), float(cfg.heatmap_sigma))
     if cfg.num_heatmap_samples:
+        kp_perm = tables["keypoints"] if geo.flip else np.arange(schema.NUM_KEYPOINTS)
         samples = ex["heatmap_samples"][kp_perm]
         out["heatmap_samples"] = _crop_labels(tf.apply_affine(frame, samples), crop, size).astype(np.float32)
         out["heatmap_conf"] = ex["heatmap_conf"][kp_perm].astype(np.float32)

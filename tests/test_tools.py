@@ -9,6 +9,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 import facing_from_detector  # noqa: E402
 import lift_probe  # noqa: E402
 import pose_family_oracle  # noqa: E402
+import pretrain_lifter  # noqa: E402
 import spread_by_joint  # noqa: E402
 
 RNG = np.random.default_rng(11)
@@ -150,3 +151,69 @@ def test_lift_probe_corruptions_against_loops():
             src = partner[k] if rows[n] else k
             np.testing.assert_array_equal(swapped[n, 2 * k:2 * k + 2], x[n, 2 * src:2 * src + 2])
             assert swapped[n, 34 + k] == x[n, 34 + src]
+
+
+def test_pretrain_lifter_end_to_end(tmp_path):
+    """tools/pretrain_lifter.py on a 2-step 2D detector of a tiny synthetic build: the augmented labels are
+    `geometric_labels` of the records; the written lifter grafts into D-PoSE's `keypoint_lifter` (lifter_pose),
+    whose starting pose then equals the standalone lifter's on the same keypoints; the JSON has the curve and
+    the error pool of the validation split."""
+    import json
+
+    import jax
+    import jax.numpy as jnp
+
+    from configs import detector2d as det_config
+    from configs import dpose as dpose_config
+    from data_pipelines.synthetic import builder
+    from hmrjax.methods import create, dpose
+    from hmrjax.train import pretrained, trainer
+    root = tmp_path / "data"
+    mini = builder.SynthConfig("lift_test", (64, 64), (("train", 6), ("validation", 4), ("test", 3)),
+                               examples_per_shard=8, seed=3)
+    builder.build(mini, root, num_workers=0, progress=False)
+    cfg = det_config.get_config("tiny")
+    cfg.model.backbone = "vit_tiny_test"
+    cfg.data.image_size, cfg.data.heatmap_size = 32, 8
+    cfg.data.name, cfg.data.data_dir, cfg.data.read_threads = "synthetic_humans/lift_test", str(root), 0
+    cfg.batch_size, cfg.total_steps, cfg.log_every = 2, 2, 1
+    cfg.checkpoint.every_steps, cfg.checkpoint["async"] = 2, False
+    trainer.train_and_evaluate(cfg, tmp_path / "det")
+
+    rng = np.random.default_rng(0)
+    kp, rot, betas = pretrain_lifter.augmented_labels(cfg.data.name, str(root), cfg.data, 2, rng)
+    assert kp.shape == (12, 17, 3) and rot.shape == (12, 24, 3, 3) and betas.shape[0] == 12
+    from data_pipelines import open_source, pipeline
+    from data_pipelines import transforms as tf
+    src, rng = open_source(cfg.data.name, "train", str(root)), np.random.default_rng(0)
+    ex = pipeline.load_record(src, 0, cfg.data)
+    for copy in range(2):
+        lab = pipeline.geometric_labels(ex, tf.sample_geometry(rng, cfg.data.geometry), 32,
+                                        pipeline.flip_tables(cfg.data))
+        np.testing.assert_array_equal(kp[copy], lab["keypoints2d"])
+
+    weights, out = tmp_path / "lifter.npz", tmp_path / "lift.json"
+    pretrain_lifter.main(["--detector", str(tmp_path / "det"), "--steps", "3", "--batch", "4", "--width", "16",
+                          "--augment", "2", "--weights", str(weights), "--out", str(out)])
+    rec = json.loads(out.read_text())
+    assert rec["train_label_sets"] == 12 and rec["curve"][-1]["step"] == 3
+    assert sum(v["count"] for v in rec["error_pool"].values()) == 4 * 17
+    assert np.isfinite(rec["curve"][-1]["test_pa_mpjpe"])
+
+    dcfg = dpose_config.get_config("tiny")
+    dcfg.data.image_size, dcfg.data.dense_size = 64, 16
+    dcfg.model.update(decoder_blocks=1, keypoint_lifter=16, keypoint_head_width=8, init_from_data=False,
+                      part_prior_init=False, lifter_pose=True, keypoint_heatmaps=True)
+    method = create(dcfg)
+    img = np.zeros((1, 64, 64, 3), np.float32)
+    variables = method.model.init(jax.random.key(0), img, np.zeros((1, 3), np.float32))
+    params, state, report = pretrained.graft(variables["params"], {}, pretrained.read_weights(weights),
+                                             module="keypoint_lifter", source=str(weights))
+    assert len(report.loaded) == len(jax.tree_util.tree_leaves(variables["params"]["keypoint_lifter"]))
+    out_net = method.model.apply({"params": params, **{k: v for k, v in variables.items() if k != "params"}},
+                                 img, np.zeros((1, 3), np.float32))
+    maps = jnp.transpose(out_net["keypoint_maps"], (0, 3, 1, 2))
+    conf = np.asarray(maps.max(axis=(2, 3)))                      # the heatmap maxima the lifter reads
+    kp_in = pretrain_lifter.lifter_inputs(np.asarray(out_net["keypoints2d"]), conf)
+    _, want = dpose.KeypointLifter(16, 24).apply(pretrained.read_weights(weights), kp_in)
+    np.testing.assert_allclose(np.asarray(out_net["lifter_pose6d"]), np.asarray(want), atol=1e-5)

@@ -68,9 +68,11 @@ def _load(name, split, data_dir):
     return x, rot.astype(np.float32), np.stack([r["betas"] for r in recs]).astype(np.float32)
 
 
-def _load_detected(workdir, split):
-    """A detector run's keypoints on every record of `split` (the run's data config, evaluation pipeline)
-    -> (inputs [N, 51] as `keypoint_inputs` with heatmap maxima as the third column, rotations, betas)."""
+def detect_split(workdir, split, max_records=0):
+    """A detector run's keypoints on the records of `split` (the run's data config, evaluation pipeline: the
+    un-augmented box crops; no flip test) -> {'xy' [N, 17, 2] crop-normalised argmax keypoints (x, y in
+    [-1, 1], D-PoSE's keypoint-branch frame), 'conf' [N, 17] heatmap maxima, 'keypoints2d' [N, 17, 3] the
+    ground truth in the same frame, 'rot' [N, 24, 3, 3], 'betas' [N, K]}. max_records > 0: the first ones only."""
     import jax
     from scipy.spatial.transform import Rotation
 
@@ -81,18 +83,30 @@ def _load_detected(workdir, split):
     method = methods.create(config)
     variables, _ = restore_variables(workdir, config=config)
     detect = jax.jit(lambda v, x: method.detect(v, x, False)[:2])
-    xs, rots, betas = [], [], []
+    out = {"xy": [], "conf": [], "keypoints2d": [], "rot": [], "betas": []}
+    count = 0
     for batch in data_pipelines.build_eval_dataset(config, split):
         batch = {k: np.asarray(v) for k, v in dict(batch).items()}
         keep = batch["valid"] > 0
         px, conf = (np.asarray(a, np.float64) for a in jax.device_get(detect(variables, batch["img"])))
         size = batch["img"].shape[1]
-        xy = ((px + 0.5) / size * 2.0 - 1.0) / 2.0          # crop px -> (u - centre) / side (crop side = box side)
-        xs.append(np.concatenate([xy.reshape(len(xy), -1), conf], -1)[keep])
-        rots.append(Rotation.from_rotvec(batch["pose"][keep].reshape(-1, 3)).as_matrix().reshape(-1, 24, 3, 3))
-        betas.append(batch["betas"][keep])
-    return (np.concatenate(xs).astype(np.float32), np.concatenate(rots).astype(np.float32),
-            np.concatenate(betas).astype(np.float32))
+        out["xy"].append(((px + 0.5) / size * 2.0 - 1.0)[keep])       # crop px -> crop-normalised
+        out["conf"].append(conf[keep])
+        out["keypoints2d"].append(batch["keypoints2d"][keep])
+        out["rot"].append(Rotation.from_rotvec(batch["pose"][keep].reshape(-1, 3)).as_matrix().reshape(-1, 24, 3, 3))
+        out["betas"].append(batch["betas"][keep])
+        count += int(keep.sum())
+        if max_records and count >= max_records:
+            break
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}
+
+
+def _load_detected(workdir, split):
+    """A detector run's keypoints on every record of `split` (`detect_split`) -> (inputs [N, 51] as
+    `keypoint_inputs` with heatmap maxima as the third column, rotations, betas)."""
+    d = detect_split(workdir, split)
+    xy = d["xy"] / 2.0          # crop-normalised -> (u - centre) / side (crop side = box side)
+    return np.concatenate([xy.reshape(len(xy), -1), d["conf"]], -1), d["rot"], d["betas"]
 
 
 def main(argv=None):

@@ -14,7 +14,9 @@ Network (paper):
     (+ with `model.keypoint_lifter` > 0, not in the paper: a 2D keypoint branch on the concat map (the 2D
      detector's head), 17 maps -> COCO-17 crop keypoints (soft-argmax, or heatmap argmax with
      `model.keypoint_heatmaps`), read detached by a lifting MLP whose embedding joins each part feature;
-     trained by `loss.keypoints_crop`)
+     trained by `loss.keypoints_crop`; with `model.lifter_pose` the lifter also predicts the pose, which
+     replaces the mean pose as every joint's starting estimate, and `model.lifter_frozen` keeps a lifter
+     pretrained by tools/pretrain_lifter.py as it is)
   pose: per joint j, a MultiLinear head (one dense layer per joint) reads the feature of its part p(j) and the
     initial 6D rotation -> hidden (32) -> ReLU -> MultiLinear -> 6D residual (ReFit-style, as the authors' code)
   shape / camera: flattened part features + initial value -> Dense(32) -> ReLU -> Dense(K | 3) residual.
@@ -140,17 +142,31 @@ class KeypointBranch(nn.Module):
 
 
 class KeypointLifter(nn.Module):
-    """Flattened 2D keypoints [B, 2K] -> embedding [B, width]: Dense-ReLU, then two residual
-    LayerNorm-Dense-ReLU blocks (the network of tools/lift_probe.py without its pose output)."""
+    """Flattened 2D keypoints [B, 2K (+ K)] -> (embedding [B, width], 6D pose [B, J, 6] | None): Dense-ReLU, then
+    two residual LayerNorm-Dense-ReLU blocks (the network of tools/lift_probe.py). With num_joints = J > 0 a
+    linear pose head `pose_out` (kernel zeros, bias `init_pose6d`, so it starts at that pose) also predicts
+    every joint's 6D rotation; `tools/pretrain_lifter.py` trains this module alone on the training split's
+    keypoints for `config.init.more=keypoint_lifter=FILE`."""
 
     width: int = 256
+    num_joints: int = 0
+    init_pose6d: Sequence[float] = ()   # [J * 6]; empty: identity rotations
 
     @nn.compact
     def __call__(self, x):
         h = nn.relu(nn.Dense(self.width, name="dense_in")(x))
         for i in range(2):
             h = h + nn.relu(nn.Dense(self.width, name=f"dense_{i}")(nn.LayerNorm(name=f"norm_{i}")(h)))
-        return h
+        if not self.num_joints:
+            return h, None
+        nj = self.num_joints
+        bias = (np.asarray(self.init_pose6d, np.float32).reshape(-1) if len(self.init_pose6d)
+                else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), nj))
+        if bias.size != nj * 6:
+            raise ValueError(f"KeypointLifter: init_pose6d has {bias.size} numbers, num_joints={nj} needs {nj * 6}")
+        pose = nn.Dense(nj * 6, kernel_init=nn.initializers.zeros, bias_init=lambda *_: jnp.asarray(bias),
+                        name="pose_out")(h)
+        return h, pose.reshape(x.shape[0], nj, 6)
 
 
 class DPoSENet(nn.Module):
@@ -174,6 +190,8 @@ class DPoSENet(nn.Module):
     keypoint_lifter: int = 0            # > 0: 2D keypoint branch + lifting MLP of this width (0: off, the paper)
     keypoint_head_width: int = 64       # width of the keypoint branch's 3x3 conv
     keypoint_heatmaps: bool = False     # keypoint branch: False soft-argmax of logits, True heatmaps + argmax
+    lifter_pose: bool = False           # the lifter also predicts the pose: every joint's starting estimate
+    lifter_frozen: bool = False         # the lifter's outputs get no gradient (a pretrained lifter kept as is)
     num_keypoints: int = 17             # COCO-17, the data's `keypoints2d`
     dtype: Any = jnp.float32
 
@@ -184,6 +202,13 @@ class DPoSENet(nn.Module):
         (x, y in (-1, 1)) when part_centroids, 'keypoints2d' [B, 17, 2] (crop-normalised x, y in (-1, 1), as the
         data's `keypoints2d`) and 'keypoint_maps' [B, S/4, S/4, 17] when keypoint_lifter > 0}."""
         b = image.shape[0]
+        if (self.lifter_pose or self.lifter_frozen) and not self.keypoint_lifter:
+            raise ValueError("D-PoSE: config.model.lifter_pose / lifter_frozen need config.model.keypoint_lifter > 0")
+        jp = np.asarray(self.joint_to_part, np.int32)
+        nj = len(jp)
+        init6 = (np.asarray(self.init_pose6d, np.float32).reshape(nj, 6) if len(self.init_pose6d)
+                 else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), (nj, 1)))
+        lift6 = None
         if self.backbone not in backbones.HRNET_CONFIGS:
             raise ValueError(f"D-PoSE: config.model.backbone={self.backbone!r} must be an HRNet "
                              f"({sorted(backbones.HRNET_CONFIGS)}): the decoders read its four branches")
@@ -214,8 +239,14 @@ class DPoSENet(nn.Module):
             lift_in = [kp.reshape(b, -1)] + ([] if conf is None else [conf])
             # The lifter reads the keypoints (and heatmap maxima) detached: only the keypoint loss trains the
             # branch (a 2D detector feeding a lifting network, as the probe tools/lift_probe.py measured).
-            extra.append(KeypointLifter(self.keypoint_lifter, name="keypoint_lifter")(
-                jax.lax.stop_gradient(jnp.concatenate(lift_in, -1))).astype(concat.dtype))
+            emb, lift6 = KeypointLifter(self.keypoint_lifter, nj if self.lifter_pose else 0,
+                                        tuple(init6.reshape(-1).tolist()), name="keypoint_lifter")(
+                jax.lax.stop_gradient(jnp.concatenate(lift_in, -1)))
+            if self.lifter_frozen:
+                emb, lift6 = jax.lax.stop_gradient(emb), jax.lax.stop_gradient(lift6)
+            if lift6 is not None:
+                out["lifter_pose6d"] = lift6
+            extra.append(emb.astype(concat.dtype))
         if self.use_depth:
             depth, depth_feats = UNetDecoder(1, self.decoder_blocks, self.frozen_bn, dtype=self.dtype,
                                              min_width=self.decoder_width, name="depth_decoder")(branches, train)
@@ -229,14 +260,13 @@ class DPoSENet(nn.Module):
         elif self.head_norm != "none":
             raise ValueError(f"D-PoSE: config.model.head_norm={self.head_norm!r} (known: none, layernorm)")
 
-        jp = np.asarray(self.joint_to_part, np.int32)
-        nj = len(jp)
-        init6 = (np.asarray(self.init_pose6d, np.float32).reshape(nj, 6) if len(self.init_pose6d)
-                 else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), (nj, 1)))
-        # The starting estimate is a parameter initialised to the mean (SPIN's `init_pose` buffer, trained
-        # here like a bias), so a checkpoint carries it and prediction needs no dataset.
-        init6 = self.param("mean_pose6d", lambda _: jnp.asarray(init6))
-        init6 = jnp.broadcast_to(init6, (b, nj, 6))
+        if lift6 is not None:   # hmrjax option: the lifter's pose from the 2D keypoints is the starting estimate
+            init6 = lift6
+        else:
+            # The starting estimate is a parameter initialised to the mean (SPIN's `init_pose` buffer, trained
+            # here like a bias), so a checkpoint carries it and prediction needs no dataset.
+            init6 = self.param("mean_pose6d", lambda _: jnp.asarray(init6))
+            init6 = jnp.broadcast_to(init6, (b, nj, 6))
         h = jnp.concatenate([feats[:, jp], init6], axis=-1)
         h = nn.relu(MultiLinear(nj, self.hidden_dim, name="pose_hidden")(h))
         pose6d = init6 + MultiLinear(nj, 6, kernel_init=_small_multi_init, name="pose_out")(h)
@@ -296,6 +326,8 @@ class DPoSE(Method):
                               keypoint_lifter=int(m.get("keypoint_lifter", 0)),
                               keypoint_head_width=int(m.get("keypoint_head_width", 64)),
                               keypoint_heatmaps=bool(m.get("keypoint_heatmaps", False)),
+                              lifter_pose=bool(m.get("lifter_pose", False)),
+                              lifter_frozen=bool(m.get("lifter_frozen", False)),
                               dtype=jnp.dtype(config.get("compute_dtype", "float32")))
 
     # ------------------------------------------------------------------------------------------ helpers

@@ -255,3 +255,55 @@ def test_heatmap_keypoints_mode_is_checked():
                                  num_samples=cfg.num_heatmap_samples)
     with pytest.raises(ValueError, match=r"config.data.heatmap_keypoints='all'"):
         pipeline.prepare_example(ex, np.random.default_rng(0), cfg, train=False)
+
+
+def test_geometric_labels_against_the_3d_camera_and_prepare_example():
+    """`geometric_labels` (the pixel-free labels of prepare_example): its crop keypoints equal the fixture's 3D
+    keypoints mirrored (X -> -X, labels swapped) and rolled (Rz) in the camera frame, projected and normalised
+    by the augmented box (float64 reference; the box centre back-projected, transformed and projected too), its
+    root is Rz times the mirrored root (scipy), and prepare_example emits the same labels for the same draw."""
+    import ml_collections
+    from scipy.spatial.transform import Rotation
+
+    from data_pipelines import transforms as tf
+    cfg = fx.test_config().data
+    cfg.augment.enabled = False
+    cfg.geometry = ml_collections.ConfigDict({"enabled": True, "scale_jitter": 0.2, "rot_jitter": 30.0,
+                                              "rot_prob": 1.0, "shift_jitter": 0.05, "flip_prob": 0.5})
+    tables = pipeline.flip_tables(cfg)
+    size = int(cfg.image_size)
+    raw = fx.make_example(2)
+    ex = schema.complete_example(schema.validate_example(raw, 0), num_joints=24, num_betas=10,
+                                 num_samples=cfg.num_heatmap_samples)
+    f, pp = np.asarray(raw["focal_length"], np.float64), np.asarray(ex["princpt"], np.float64)
+    flips = []
+    for seed in range(6):
+        geo = tf.sample_geometry(np.random.default_rng(seed), cfg.geometry)
+        flips.append(geo.flip)
+        lab = pipeline.geometric_labels(ex, geo, size, tables)
+        th = np.deg2rad(geo.rot_deg)
+        rz = np.array([[np.cos(th), -np.sin(th), 0.0], [np.sin(th), np.cos(th), 0.0], [0.0, 0.0, 1.0]])
+        m = np.diag([-1.0, 1.0, 1.0]) if geo.flip else np.eye(3)
+        cam = lambda p: (rz @ m @ np.asarray(p, np.float64).T).T
+        perm = tables["keypoints"] if geo.flip else np.arange(17)
+        kp3 = cam(raw["joints3d"][fx.KP_FROM_JOINT])[perm]
+        c3 = np.append((np.asarray(raw["bbox_center"], np.float64) - pp) / f, 1.0) * 4.0
+        side = float(raw["bbox_scale"]) * geo.scale
+        centre = fx.project(cam(c3[None]), f, pp)[0] + side * np.asarray(geo.shift)
+        want = 2.0 * (fx.project(kp3, f, pp) - centre) / side
+        np.testing.assert_allclose(lab["keypoints2d"][:, :2], want, atol=2e-4, err_msg=f"seed {seed}")
+        inside = np.all(np.abs(want) <= 1.0, axis=1)
+        np.testing.assert_array_equal(lab["keypoints2d"][:, 2], raw["keypoints2d"][perm, 2] * inside)
+        np.testing.assert_allclose(lab["bbox_center"], centre, atol=1e-3)
+        pose = raw["pose"][tables["joints"]] * [1, -1, -1] if geo.flip else raw["pose"]
+        root = Rotation.from_matrix(rz) * Rotation.from_rotvec(np.asarray(pose[0], np.float64))
+        np.testing.assert_allclose(Rotation.from_rotvec(lab["pose"][0]).as_matrix(), root.as_matrix(), atol=1e-5)
+        np.testing.assert_allclose(lab["pose"][1:], pose[1:], atol=1e-6)
+
+        out = pipeline.prepare_example(ex, np.random.default_rng(seed), cfg, train=True, tables=tables)
+        for key in ("keypoints2d", "keypoints2d_full", "pose", "bbox_center", "bbox_scale"):
+            np.testing.assert_array_equal(out[key], lab[key], err_msg=key)
+    assert any(flips) and not all(flips)
+    flipped = next(tf.sample_geometry(np.random.default_rng(s), cfg.geometry) for s in range(6) if flips[s])
+    with pytest.raises(ValueError, match="left/right tables"):
+        pipeline.geometric_labels(ex, flipped, size)

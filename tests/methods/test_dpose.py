@@ -456,3 +456,49 @@ def test_flip_test_averages_with_the_mirrored_crop(tiny):
     np.testing.assert_allclose(np.asarray(rotations.mirror_rotations(fm.pose[:, 0], perm)),
                                np.asarray(f.pose[:, 0]), atol=2e-5)
     np.testing.assert_allclose(np.asarray(fm.cam) * [1, -1, 1], np.asarray(f.cam), atol=1e-6)
+
+
+def test_lifter_pose_start_and_frozen_lifter():
+    """`model.lifter_pose`: the lifter's pose head starts at the starting pose (kernel zeros, bias = the mean),
+    its output is every joint's starting estimate (a changed bias moves the prediction by the same 6D offset
+    before the regressors' residual, which reads it too), and its parameters get the pose losses' gradient;
+    `model.lifter_frozen` cuts that gradient (exactly zero) but leaves the forward pass unchanged; both need
+    the lifter."""
+    cfg = _small_config()
+    cfg.model.update(keypoint_lifter=16, keypoint_head_width=8, init_from_data=False, part_prior_init=False,
+                     lifter_pose=True)
+    method = create(cfg)
+    batch = _batch(cfg)
+    variables = method.init(jax.random.key(7), batch)
+    head = variables["params"]["keypoint_lifter"]["pose_out"]
+    assert "mean_pose6d" not in variables["params"]
+    np.testing.assert_array_equal(np.asarray(head["kernel"]), 0.0)
+    out = method.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+    start = np.asarray(dpose._root_init6d(24), np.float32).reshape(24, 6)
+    np.testing.assert_allclose(np.asarray(out["lifter_pose6d"]), np.broadcast_to(start, (2, 24, 6)), atol=1e-7)
+
+    # with the regressors' residual zeroed, the prediction is the lifter's pose, whatever its bias
+    moved = jax.tree_util.tree_map(np.asarray, variables)
+    offset = 0.05 * np.random.default_rng(3).standard_normal(24 * 6).astype(np.float32)
+    moved["params"]["keypoint_lifter"]["pose_out"]["bias"] = head["bias"] + offset
+    moved["params"]["pose_out"] = jax.tree_util.tree_map(np.zeros_like, moved["params"]["pose_out"])
+    out2 = method.model.apply(moved, batch["img"], batch["cliff_bbox"], train=False)
+    want = np.broadcast_to(start + offset.reshape(24, 6), (2, 24, 6))
+    np.testing.assert_allclose(np.asarray(out2["lifter_pose6d"]), want, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(out2["pose6d"]), want, atol=1e-6)
+
+    params, state = split_variables(variables)
+    grad = lambda m: jax.grad(lambda q: m.loss(q, state, batch, jax.random.key(1))[0])(params)
+    assert float(optax.global_norm(grad(method)["keypoint_lifter"]["pose_out"])) > 0
+    cfg.model.lifter_frozen = True
+    frozen = create(cfg)
+    g = grad(frozen)
+    assert float(optax.global_norm(g["keypoint_lifter"])) == 0.0
+    assert float(optax.global_norm(g["pose_out"])) > 0
+    out3 = frozen.model.apply(variables, batch["img"], batch["cliff_bbox"], train=False)
+    np.testing.assert_array_equal(np.asarray(out3["pose6d"]), np.asarray(out["pose6d"]))
+
+    bad = _small_config()
+    bad.model.update(lifter_pose=True, init_from_data=False, part_prior_init=False)
+    with pytest.raises(ValueError, match="keypoint_lifter > 0"):
+        create(bad).init(jax.random.key(0), batch)
