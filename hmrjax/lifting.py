@@ -36,13 +36,18 @@ def keypoint_states(keypoints) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class ErrorPool:
-    """The stored errors [M, 2], confidences [M], keypoint index [M] and state [M] of held-out detections."""
+    """The stored errors [M, 2], confidences [M], keypoint index [M] and state [M] of held-out detections
+    (M = N images x K keypoints, image-major: pair i is image i // K, keypoint i % K)."""
 
     errors: np.ndarray
     conf: np.ndarray
     keypoint: np.ndarray
     state: np.ndarray
     num_keypoints: int
+
+    def image_states(self) -> np.ndarray:
+        """[N, K] states of the stored images."""
+        return self.state.reshape(-1, self.num_keypoints)
 
     def summary(self) -> dict:
         """{state: {'count', 'rms_error' (crop units), 'mean_conf'}} for the record."""
@@ -70,14 +75,28 @@ def error_pool(detected, conf, ground_truth) -> ErrorPool:
                      state=keypoint_states(gt).reshape(-1), num_keypoints=k)
 
 
-def sample_detections(pool: ErrorPool, ground_truth, rng: np.random.Generator):
-    """Ground-truth crop keypoints [B, K, 3] -> simulated detections ([B, K, 2], confidences [B, K]) (module
-    docstring)."""
+def sample_detections(pool: ErrorPool, ground_truth, rng: np.random.Generator, nearest_images: int = 0):
+    """Ground-truth crop keypoints [B, K, 3] -> simulated detections ([B, K, 2], confidences [B, K]).
+
+    nearest_images = 0: each keypoint independently, from its (keypoint, state) group (module docstring).
+    nearest_images = n > 0: per sample, all K errors and confidences of one stored image, drawn uniformly among
+    the n stored images whose states are closest to the sample's (fewest keypoints in another state; ties
+    broken at random), which keeps the errors' correlation within an image (a facing mistake moves every
+    left/right pair at once) and their dependence on the occlusion pattern."""
     gt = np.asarray(ground_truth)
     if gt.ndim != 3 or gt.shape[1:] != (pool.num_keypoints, 3):
         raise ValueError(f"sample_detections: ground_truth must be [B, {pool.num_keypoints}, 3], got {gt.shape}")
     states = keypoint_states(gt)
     xy = np.clip(gt[..., :2], -1.0, 1.0).astype(np.float64)
+    if nearest_images:
+        stored = pool.image_states()
+        dist = (states[:, None, :] != stored[None]).sum(-1) + rng.random((len(gt), len(stored)))   # random ties
+        n = min(int(nearest_images), len(stored))
+        near = np.argpartition(dist, n - 1, axis=1)[:, :n]
+        pick = near[np.arange(len(gt)), rng.integers(0, n, len(gt))]
+        k = pool.num_keypoints
+        err = pool.errors.reshape(-1, k, 2)[pick]
+        return (xy + err).astype(np.float32), pool.conf.reshape(-1, k)[pick].astype(np.float32)
     conf = np.zeros(states.shape, np.float64)
     for k in range(pool.num_keypoints):
         for s in range(len(STATES)):

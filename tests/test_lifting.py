@@ -50,3 +50,22 @@ def test_error_pool_and_sampling_against_a_loop():
         lifting.sample_detections(pool, query[:, :2], np.random.default_rng(1))
     with pytest.raises(ValueError, match="error_pool"):
         lifting.error_pool(det[..., :1], conf, gt)
+
+
+def test_nearest_image_sampling_takes_one_images_whole_error_vector():
+    """nearest_images = n: every sample's errors and confidences are all K of one stored image, and that image
+    is among the n whose states differ from the sample's in the fewest keypoints (checked by brute force)."""
+    rng = np.random.default_rng(4)
+    n, k = 30, 5
+    gt = np.concatenate([rng.uniform(-0.9, 0.9, (n, k, 2)), (rng.random((n, k, 1)) > 0.5)], -1)
+    pool = lifting.error_pool(gt[..., :2] + 0.1 * rng.standard_normal((n, k, 2)), rng.random((n, k)), gt)
+    query = np.concatenate([rng.uniform(-0.9, 0.9, (50, k, 2)), (rng.random((50, k, 1)) > 0.5)], -1)
+    xy, c = lifting.sample_detections(pool, query, np.random.default_rng(2), nearest_images=3)
+    err = (xy - query[..., :2]).reshape(50, -1)
+    stored_err = pool.errors.reshape(n, -1)
+    dist = (lifting.keypoint_states(query)[:, None] != pool.image_states()[None]).sum(-1)
+    for b in range(50):
+        img = int(np.argmin(np.abs(stored_err - err[b]).sum(-1)))
+        np.testing.assert_allclose(err[b], stored_err[img], atol=1e-6)
+        np.testing.assert_allclose(c[b], pool.conf.reshape(n, k)[img], atol=1e-6)
+        assert dist[b, img] <= np.sort(dist[b])[2]

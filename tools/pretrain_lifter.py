@@ -10,6 +10,8 @@ x, y of the keypoint branch, then the 17 confidences):
   crops) and its errors there become the noise model (`hmrjax.lifting`): each step, each keypoint of each
   sample gets the error and confidence of a random held-out detection of the same keypoint in the same state
   (visible / occluded / outside the crop). `--noise none`: the ground truth, its visibility as confidence.
+  `--noise train-detections`: the reference way (tools/lift_probe.py --detector): the detector's own keypoints
+  on the un-augmented crops of the first `--max-train-records` training images (all when 0), no labels cache.
 Loss: 50 x root-relative 3D joint MSE (the body model with the true betas) + rotation-matrix MSE (the
 lift_probe loss); Adam with cosine decay, batch 256. Every 500 steps it prints PA-MPJPE on the *test* split with
 the detector's own keypoints as inputs (what D-PoSE's branch will give the lifter there). The weights are
@@ -18,7 +20,7 @@ written for `--config.init.more=keypoint_lifter=FILE` with `--config.model.keypo
 the heatmap branch, whose maxima are the confidences, is the one whose inputs match).
 
     python tools/pretrain_lifter.py --detector RUN --data-dir DATA [--steps 3000] [--width 1024]
-                                    [--noise detector|none] [--augment 4] --weights lifter.npz [--out lift.json]
+                                    [--noise detector|none|train-detections] [--augment 4] --weights lifter.npz [--out lift.json]
 """
 import argparse
 import pathlib
@@ -89,7 +91,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--noise", choices=("detector", "none"), default="detector")
+    ap.add_argument("--noise", choices=("detector", "none", "train-detections"), default="detector")
+    ap.add_argument("--nearest-images", type=int, default=0, help="--noise detector: 0 draws each keypoint's "
+                    "error alone; n > 0 all errors of one of the n held-out images with the closest states")
     ap.add_argument("--augment", type=int, default=4, help="augmented copies of each training record's labels")
     ap.add_argument("--max-train-records", type=int, default=0)
     ap.add_argument("--labels-cache", default="", help=".npz: reuse the augmented labels if it exists, else write")
@@ -114,7 +118,12 @@ def main(argv=None):
     t0 = time.time()
     rng = np.random.default_rng(args.seed)
     data_cfg = load_config(args.detector).data
-    kp_tr, rot_tr, betas_tr = training_labels(args, data_cfg)
+    if args.noise == "train-detections":
+        det_tr = detect_split(args.detector, "train", args.max_train_records)
+        kp_tr, rot_tr, betas_tr = det_tr["keypoints2d"], det_tr["rot"], det_tr["betas"]
+        x_tr = lifter_inputs(det_tr["xy"], det_tr["conf"])
+    else:
+        kp_tr, rot_tr, betas_tr = training_labels(args, data_cfg)
     print(f"{len(kp_tr)} augmented training label sets in {time.time() - t0:.0f} s", flush=True)
     if args.labels_only:
         return
@@ -157,10 +166,12 @@ def main(argv=None):
         idx = rng.integers(0, len(kp_tr), args.batch)
         gt = kp_tr[idx]
         if args.noise == "detector":
-            xy, conf = lifting.sample_detections(pool, gt, rng)
+            x = lifter_inputs(*lifting.sample_detections(pool, gt, rng, args.nearest_images))
+        elif args.noise == "none":
+            x = lifter_inputs(gt[..., :2], gt[..., 2])
         else:
-            xy, conf = gt[..., :2], gt[..., 2]
-        params, opt, val = step(params, opt, lifter_inputs(xy, conf), rot_tr[idx], betas_tr[idx])
+            x = x_tr[idx]
+        params, opt, val = step(params, opt, x, rot_tr[idx], betas_tr[idx])
         if (i + 1) % 500 == 0 or i + 1 == args.steps:
             curve.append({"step": i + 1, "loss": float(val), "test_pa_mpjpe": test_pa(params),
                           "seconds": time.time() - t1})
@@ -173,6 +184,7 @@ def main(argv=None):
     if args.out:
         from hmrjax.fileio import write_json
         write_json(args.out, {"detector": args.detector, "data": str(data_cfg.name), "noise": args.noise,
+                              "nearest_images": args.nearest_images,
                               "augment_copies": args.augment, "train_label_sets": int(len(kp_tr)),
                               "steps": args.steps, "batch": args.batch, "width": args.width, "lr": args.lr,
                               "error_pool": pool.summary(), "weights": args.weights,
