@@ -56,6 +56,31 @@ def swap_left_right(x, frac, rng):
     return x, rows
 
 
+def lifting_functions(pose, body, tx):
+    """pose(params, inputs) -> rotations [B, 24, 3, 3]; body: the body model; tx: the optax optimizer ->
+    jitted (step(params, opt_state, x, rot, betas) -> (params, opt_state, loss), pa(params, x, rot, betas) ->
+    PA-MPJPE [B] mm). Loss: 50 x root-relative 3D joint MSE (true betas) + rotation-matrix MSE."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from hmrjax import metrics
+    joints = lambda rot, b: body(pose=rot, betas=b).joints
+
+    def loss(p, x, r, b):
+        rot = pose(p, x)
+        j, g = joints(rot, b), joints(r, b)
+        return 50.0 * jnp.mean(jnp.square((j - j[:, :1]) - (g - g[:, :1]))) + jnp.mean(jnp.square(rot - r))
+
+    @jax.jit
+    def step(p, o, x, r, b):
+        val, g = jax.value_and_grad(loss)(p, x, r, b)
+        u, o = tx.update(g, o, p)
+        return optax.apply_updates(p, u), o, val
+
+    return step, jax.jit(lambda p, x, r, b: metrics.pa_mpjpe(joints(pose(p, x), b), joints(r, b)))
+
+
 def _load(name, split, data_dir):
     """Every record of a split -> (inputs [N, 51], rotations [N, 24, 3, 3], betas [N, K]), float32."""
     import data_pipelines
@@ -129,7 +154,6 @@ def main(argv=None):
     import optax
 
     from hmrjax import body as body_lib
-    from hmrjax import metrics
     from hmrjax.evaluate import chordal_mean_rotation
     from hmrjax.geometry import rotations
 
@@ -165,21 +189,7 @@ def main(argv=None):
     params = net.init(jax.random.key(args.seed), xtr[:2])
     tx = optax.adam(optax.cosine_decay_schedule(1e-3, args.steps, 0.02))
     opt = tx.init(params)
-    pose = lambda p, x: rotations.rot6d_to_matrix(init6 + net.apply(p, x))
-    joints = lambda rot, b: body(pose=rot, betas=b).joints
-
-    def loss(p, x, r, b):
-        rot = pose(p, x)
-        j, g = joints(rot, b), joints(r, b)
-        return 50.0 * jnp.mean(jnp.square((j - j[:, :1]) - (g - g[:, :1]))) + jnp.mean(jnp.square(rot - r))
-
-    @jax.jit
-    def step(p, o, x, r, b):
-        val, g = jax.value_and_grad(loss)(p, x, r, b)
-        u, o = tx.update(g, o, p)
-        return optax.apply_updates(p, u), o, val
-
-    pa = jax.jit(lambda p, x, r, b: metrics.pa_mpjpe(joints(pose(p, x), b), joints(r, b)))
+    step, pa = lifting_functions(lambda p, x: rotations.rot6d_to_matrix(init6 + net.apply(p, x)), body, tx)
     curve, t0 = [], time.time()
     for i in range(args.steps):
         idx = rng.integers(0, len(xtr), args.batch)

@@ -109,11 +109,11 @@ def main(argv=None):
     import optax
 
     from hmrjax import body as body_lib
-    from hmrjax import lifting, metrics
+    from hmrjax import lifting
     from hmrjax.evaluate import chordal_mean_rotation, load_config
     from hmrjax.geometry import rotations
     from hmrjax.methods.dpose import KeypointLifter
-    from lift_probe import detect_split
+    from lift_probe import detect_split, lifting_functions
 
     t0 = time.time()
     rng = np.random.default_rng(args.seed)
@@ -141,21 +141,7 @@ def main(argv=None):
     params = net.init(jax.random.key(args.seed), x_te[:2])["params"]
     tx = optax.adam(optax.cosine_decay_schedule(args.lr, args.steps, 0.02))
     opt = tx.init(params)
-    pose = lambda p, x: rotations.rot6d_to_matrix(net.apply({"params": p}, x)[1])
-    joints = lambda rot, b: body(pose=rot, betas=b).joints
-
-    def loss(p, x, r, b):
-        rot = pose(p, x)
-        j, g = joints(rot, b), joints(r, b)
-        return 50.0 * jnp.mean(jnp.square((j - j[:, :1]) - (g - g[:, :1]))) + jnp.mean(jnp.square(rot - r))
-
-    @jax.jit
-    def step(p, o, x, r, b):
-        val, g = jax.value_and_grad(loss)(p, x, r, b)
-        u, o = tx.update(g, o, p)
-        return optax.apply_updates(p, u), o, val
-
-    pa = jax.jit(lambda p, x, r, b: metrics.pa_mpjpe(joints(pose(p, x), b), joints(r, b)))
+    step, pa = lifting_functions(lambda p, x: rotations.rot6d_to_matrix(net.apply({"params": p}, x)[1]), body, tx)
 
     def test_pa(p):
         return float(np.concatenate([np.asarray(pa(p, x_te[k:k + 250], test["rot"][k:k + 250],
