@@ -55,8 +55,8 @@ from data_pipelines import heatmaps as heatmaps_lib
 from data_pipelines import schema
 from data_pipelines import transforms as tf
 
-__all__ = ["default_config", "BadRecordError", "prepare_example", "geometric_labels", "flip_tables", "blank_example", "load_record",
-           "make_train_dataset",
+__all__ = ["default_config", "BadRecordError", "prepare_example", "geometric_labels", "flip_tables", "blank_example",
+           "load_record", "make_train_dataset",
            "make_train_iterator", "make_eval_dataset", "make_eval_iterator", "build_train_dataset",
            "open_tfds_source", "num_skipped"]
 

@@ -44,6 +44,7 @@ class ErrorPool:
     keypoint: np.ndarray
     state: np.ndarray
     num_keypoints: int
+    groups: dict = dataclasses.field(default_factory=dict)   # (keypoint, state) -> pair indices, with fallbacks
 
     def image_states(self) -> np.ndarray:
         """[N, K] states of the stored images."""
@@ -71,8 +72,18 @@ def error_pool(detected, conf, ground_truth) -> ErrorPool:
                          f"ground_truth {gt.shape} [N, K, 3]")
     n, k = det.shape[:2]
     err = det - np.clip(gt[..., :2], -1.0, 1.0)
-    return ErrorPool(errors=err.reshape(-1, 2), conf=c.reshape(-1), keypoint=np.tile(np.arange(k), n),
-                     state=keypoint_states(gt).reshape(-1), num_keypoints=k)
+    keypoint, state = np.tile(np.arange(k), n), keypoint_states(gt).reshape(-1)
+    groups = {}
+    for j in range(k):
+        for s in range(len(STATES)):
+            idx = np.nonzero((keypoint == j) & (state == s))[0]
+            if not idx.size:
+                idx = np.nonzero(state == s)[0]
+            if not idx.size:
+                idx = np.nonzero(keypoint == j)[0]
+            groups[j, s] = idx
+    return ErrorPool(errors=err.reshape(-1, 2), conf=c.reshape(-1), keypoint=keypoint, state=state,
+                     num_keypoints=k, groups=groups)
 
 
 def sample_detections(pool: ErrorPool, ground_truth, rng: np.random.Generator, nearest_images: int = 0):
@@ -103,11 +114,7 @@ def sample_detections(pool: ErrorPool, ground_truth, rng: np.random.Generator, n
             rows = np.nonzero(states[:, k] == s)[0]
             if not rows.size:
                 continue
-            idx = np.nonzero((pool.keypoint == k) & (pool.state == s))[0]
-            if not idx.size:
-                idx = np.nonzero(pool.state == s)[0]
-            if not idx.size:
-                idx = np.nonzero(pool.keypoint == k)[0]
+            idx = pool.groups[k, s]
             if not idx.size:
                 raise ValueError(f"sample_detections: the pool has no pairs of keypoint {k}")
             pick = idx[rng.integers(0, idx.size, rows.size)]

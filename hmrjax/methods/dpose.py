@@ -141,6 +141,16 @@ class KeypointBranch(nn.Module):
         return maps, 2.0 * (coords + 0.5) / jnp.asarray([w, h], jnp.float32) - 1.0, conf
 
 
+def _start_pose6d(init_pose6d, num_joints: int) -> np.ndarray:
+    """[J * 6] starting 6D rotations (empty: identity) -> [J, 6] float32; a wrong length is an error."""
+    if not len(init_pose6d):
+        return np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), (num_joints, 1))
+    init = np.asarray(init_pose6d, np.float32).reshape(-1)
+    if init.size != num_joints * 6:
+        raise ValueError(f"D-PoSE: init_pose6d has {init.size} numbers, {num_joints} joints need {num_joints * 6}")
+    return init.reshape(num_joints, 6)
+
+
 class KeypointLifter(nn.Module):
     """Flattened 2D keypoints [B, 2K (+ K)] -> (embedding [B, width], 6D pose [B, J, 6] | None): Dense-ReLU, then
     two residual LayerNorm-Dense-ReLU blocks (the network of tools/lift_probe.py). With num_joints = J > 0 a
@@ -160,10 +170,7 @@ class KeypointLifter(nn.Module):
         if not self.num_joints:
             return h, None
         nj = self.num_joints
-        bias = (np.asarray(self.init_pose6d, np.float32).reshape(-1) if len(self.init_pose6d)
-                else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), nj))
-        if bias.size != nj * 6:
-            raise ValueError(f"KeypointLifter: init_pose6d has {bias.size} numbers, num_joints={nj} needs {nj * 6}")
+        bias = _start_pose6d(self.init_pose6d, nj).reshape(-1)
         pose = nn.Dense(nj * 6, kernel_init=nn.initializers.zeros, bias_init=lambda *_: jnp.asarray(bias),
                         name="pose_out")(h)
         return h, pose.reshape(x.shape[0], nj, 6)
@@ -206,8 +213,7 @@ class DPoSENet(nn.Module):
             raise ValueError("D-PoSE: config.model.lifter_pose / lifter_frozen need config.model.keypoint_lifter > 0")
         jp = np.asarray(self.joint_to_part, np.int32)
         nj = len(jp)
-        init6 = (np.asarray(self.init_pose6d, np.float32).reshape(nj, 6) if len(self.init_pose6d)
-                 else np.tile(np.asarray([1, 0, 0, 0, 1, 0], np.float32), (nj, 1)))
+        init6 = _start_pose6d(self.init_pose6d, nj)
         lift6 = None
         if self.backbone not in backbones.HRNET_CONFIGS:
             raise ValueError(f"D-PoSE: config.model.backbone={self.backbone!r} must be an HRNet "
