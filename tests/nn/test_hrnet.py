@@ -114,3 +114,40 @@ def test_resize_matches_torch_interpolate():
                          "bicubic_aa" if aa else mode, ac)
             np.testing.assert_allclose(got, ref.transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5,
                                        err_msg=f"{mode} aa={aa} align_corners={ac} {size}")
+
+
+def _hrnet_param_count(w, stem, c1, b1, modules, blocks):
+    """Parameters of a timm-topology HRNet without head, counted from its layer list (an integer
+    reference, independent of the flax modules): stem, bottleneck layer1, transitions, basic-block branches and
+    all-to-all fusion (1x1 up, chains of stride-2 3x3 down); BN contributes scale + bias."""
+    def conv_bn(ci, co, k):
+        return ci * co * k * k + 2 * co
+    n = conv_bn(3, stem, 3) + conv_bn(stem, stem, 3)                 # stem: two stride-2 3x3 convs
+    cin = stem
+    for _ in range(b1):
+        n += conv_bn(cin, c1, 1) + conv_bn(c1, c1, 3) + conv_bn(c1, 4 * c1, 1)
+        n += conv_bn(cin, 4 * c1, 1) if cin != 4 * c1 else 0
+        cin = 4 * c1
+    prev = [cin]
+    for s, m in enumerate(modules):
+        ch = [w * 2 ** i for i in range(s + 2)]
+        n += sum(conv_bn(prev[i], c, 3) for i, c in enumerate(ch) if i < len(prev) and prev[i] != c)
+        n += sum(conv_bn(prev[-1], c, 3) for c in ch[len(prev):])
+        for _ in range(m):
+            n += sum(blocks * 2 * conv_bn(c, c, 3) for c in ch)
+            for i in range(len(ch)):
+                n += sum(conv_bn(ch[j], ch[i], 1) for j in range(i + 1, len(ch)))
+                n += sum((i - j - 1) * conv_bn(ch[j], ch[j], 3) + conv_bn(ch[j], ch[i], 3) for j in range(i))
+        prev = ch
+    return n
+
+
+@pytest.mark.parametrize("name,w,stem", [("hrnet_tiny", 8, 16), ("hrnet_small", 16, 32)])
+def test_laptop_hrnets_count_and_widths(name, w, stem):
+    """hrnet_tiny / hrnet_small: one module and one block per stage; small doubles every width."""
+    shapes = variable_shapes(name, (64, 64))
+    assert count(shapes["params"]) == _hrnet_param_count(w, stem, w, 1, (1, 1, 1), 1)
+    out = jax.eval_shape(lambda v, x: bb.create(name).apply(v, x), shapes,
+                         jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
+    assert [b.shape[-1] for b in out["branches"]] == [w, 2 * w, 4 * w, 8 * w]
+    assert out["concat"].shape == (1, 16, 16, 15 * w)

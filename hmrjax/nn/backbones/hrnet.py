@@ -1,6 +1,6 @@
 """HRNet (Wang et al. 2020) in the timm `hrnet_w*` / official HRNet layout, NHWC.
 
-Owns: `HighResolutionModule`, `HRNet` and the configurations W18/W32/W40/W48/W64 + `hrnet_tiny`.
+Owns: `HighResolutionModule`, `HRNet` and the configurations W18/W32/W40/W48/W64 + `hrnet_tiny` / `hrnet_small`.
 Outputs the four parallel branches (1/4 .. 1/32 resolution) and their bilinear upsample-and-concat at
 1/4 resolution (W48: 48 + 96 + 192 + 384 = 720 channels), the map D-PoSE, prob_hmr and PARE consume.
 `head` selects how much of timm's classification head is built: None (the branch backbone, timm
@@ -47,6 +47,8 @@ HRNET_CONFIGS = {
     "hrnet_w64": _hrnet_cfg(64),
     # Same topology at laptop size: branches 8/16/32/64 (concat 120 channels), one module and block each.
     "hrnet_tiny": _hrnet_cfg(8, stem_width=16, stage1_channels=8, stage1_blocks=1, modules=(1, 1, 1), blocks=1),
+    # Twice hrnet_tiny's widths (branches 16/32/64/128, concat 240): ~4x its FLOPs, for a CPU 2D detector.
+    "hrnet_small": _hrnet_cfg(16, stem_width=32, stage1_channels=16, stage1_blocks=1, modules=(1, 1, 1), blocks=1),
 }
 
 
