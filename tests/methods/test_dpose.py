@@ -12,6 +12,7 @@ from hmrjax.body import layouts, parts
 from hmrjax.geometry import camera, rotations
 from hmrjax.methods import create, split_variables
 from hmrjax.methods import dpose
+from backbone_helpers import random_variables   # tests/nn (pyproject pythonpath)
 
 PAPER_PARAMS_M = 81.2  # the paper's reported parameter count (millions)
 
@@ -177,13 +178,8 @@ def test_paper_parameter_count():
 @pytest.mark.slow
 def test_paper_one_training_step_cpu():
     cfg, method, batch = _paper_setup(2)
-    # Variables from the init's shapes (no compile of the HRNet-W48 init, ~half this test's CPU time), filled
-    # with small normals; BN scale / var at 1 so activations keep their scale.
-    shapes = jax.eval_shape(method.init, jax.random.key(0), batch)
-    rng = np.random.default_rng(0)
-    variables = jax.tree_util.tree_map_with_path(
-        lambda path, x: jnp.ones(x.shape, x.dtype) if getattr(path[-1], "key", "") in ("scale", "var")
-        else jnp.asarray(0.02 * rng.standard_normal(x.shape), x.dtype), shapes)
+    # Random variables of the init's shapes: no compile of the HRNet-W48 init (~half this test's CPU time).
+    variables = random_variables(jax.eval_shape(method.init, jax.random.key(0), batch))
     params, state = split_variables(variables)
     tx = optax.chain(optax.clip_by_global_norm(cfg.optim.clip_grad_norm), optax.adam(cfg.optim.lr))
     opt = tx.init(params)
